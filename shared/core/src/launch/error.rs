@@ -1,0 +1,215 @@
+//! Every way a launch can fail, one variant per check, each with a stable code.
+
+use crate::error::{ErrorKind, Problem, StoreError};
+use crate::keys::FetchError;
+use crate::signer::SignerError;
+
+/// A launch was refused. The doc of each variant names the rule it enforces.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LaunchError {
+    /// The platform posted an OIDC error instead of an id_token
+    /// (OpenID Connect Core §3.1.2.6).
+    #[error("the platform refused the login: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    PlatformError {
+        error: String,
+        description: Option<String>,
+    },
+    /// No `id_token` form field (LTI 1.3 §5.1.1; Security Framework §5.1.1.5).
+    #[error("the launch has no id_token")]
+    IdTokenMissing,
+    /// No `state` form field (Security Framework §5.1.1.5).
+    #[error("the launch has no state")]
+    StateMissing,
+    /// The browser did not send the state cookie set at login.
+    #[error("the browser did not send back the login cookie; it may block third-party cookies")]
+    StateCookieMissing,
+    /// The state cookie does not match the posted state: not the browser that logged in.
+    #[error("the launch state is not bound to this browser")]
+    StateNotBound,
+    /// The state was never issued by this tool.
+    #[error("the launch state is unknown")]
+    StateUnknown,
+    /// The state is older than its lifetime.
+    #[error("the launch state has expired; please launch again from the course")]
+    StateExpired,
+    /// The state was issued for another platform registration than the id_token's.
+    #[error("the launch state was issued for another platform")]
+    StatePlatformMismatch,
+    /// The state and nonce were already used: a replayed launch.
+    #[error("this launch was already used; please launch again from the course")]
+    Replayed,
+    /// The id_token has no `nonce` (OIDC Core §3.1.3.7 step 11).
+    #[error("the id_token has no nonce")]
+    NonceMissing,
+    /// The id_token's nonce is not the one issued with the state.
+    #[error("the id_token's nonce does not match the login")]
+    NonceInvalid,
+    /// Not a compact JWS at all.
+    #[error("the id_token is not a JWT")]
+    NotAJwt,
+    /// The JWT header has no `kid` (Security Framework §6.3).
+    #[error("the id_token header has no kid")]
+    KidMissing,
+    /// The JWT is not signed with RS256 (Security Framework §5.1.3 step 6).
+    #[error("the id_token is signed with {0}, only RS256 is accepted")]
+    AlgUnsupported(String),
+    /// No `iss` claim.
+    #[error("the id_token has no iss")]
+    IssuerMissing,
+    /// The issuer is not a registered platform (Security Framework §5.1.3 step 2).
+    #[error("the id_token's issuer is not a registered platform")]
+    IssuerUnknown,
+    /// `aud` is missing or is not a client_id registered for the issuer (step 3).
+    #[error("the id_token's audience is not this tool")]
+    AudienceInvalid,
+    /// Several audiences and no `azp`, or `azp` is not the client_id (steps 4 and 5).
+    #[error("the id_token's authorized party (azp) is missing or not this tool")]
+    AzpInvalid,
+    /// The platform's JWKS has no key with the token's `kid`, even after a refetch.
+    #[error("the platform does not publish the key that signed the id_token")]
+    KidUnknown,
+    /// The signature does not verify with the platform's key (step 1).
+    #[error("the id_token's signature is invalid")]
+    SignatureInvalid,
+    /// The platform's keys could not be fetched.
+    #[error(transparent)]
+    Keys(#[from] FetchError),
+    /// `exp` is missing or not a number.
+    #[error("the id_token has no valid exp")]
+    ExpInvalid,
+    /// `exp` is in the past (step 7).
+    #[error("the id_token has expired")]
+    Expired,
+    /// `iat` is missing, in the future or too old (step 8).
+    #[error("the id_token's iat is missing, in the future or too old")]
+    IatInvalid,
+    /// A signed JWT that carries no LTI message claims.
+    #[error("the id_token is not an LTI message")]
+    NotLtiMessage,
+    /// The `version` claim is missing or not `1.3.0` (LTI 1.3 §5.3.2).
+    #[error("the LTI version is missing or is not 1.3.0")]
+    VersionInvalid,
+    /// The `message_type` claim is missing (LTI 1.3 §5.3.1).
+    #[error("the LTI message type is missing")]
+    MessageTypeMissing,
+    /// A message type this tool does not handle.
+    #[error("the LTI message type {0:?} is not supported by this tool")]
+    MessageTypeUnsupported(String),
+    /// The `deployment_id` claim is missing (LTI 1.3 §5.3.3).
+    #[error("the id_token has no deployment_id")]
+    DeploymentMissing,
+    /// The deployment is not registered for this platform.
+    #[error("this deployment of the tool is not registered")]
+    DeploymentUnknown,
+    /// `sub` is missing or empty (LTI 1.3 §5.3.6; required for resource-link launches).
+    #[error("the id_token has no user (sub)")]
+    SubMissing,
+    /// The `roles` claim is missing (LTI 1.3 §5.3.7; an empty array is valid).
+    #[error("the id_token has no roles claim")]
+    RolesMissing,
+    /// The `roles` claim is not an array of strings.
+    #[error("the id_token's roles claim is not a list of roles")]
+    RolesInvalid,
+    /// A resource-link launch without `resource_link.id` (LTI 1.3 §5.3.5).
+    #[error("the resource-link launch has no resource_link id")]
+    ResourceLinkMissing,
+    /// A deep-linking request without usable `deep_linking_settings` (DL 2.0 §4.4.1).
+    #[error("the deep-linking request has no deep_linking_settings with a return URL")]
+    DeepLinkingSettingsMissing,
+    /// `target_link_uri` is missing or not on this tool or an allowed app origin
+    /// (LTI 1.3 §5.3.4).
+    #[error("the target_link_uri is missing or not on this tool")]
+    TargetLinkUriInvalid,
+    /// A claim has the wrong shape.
+    #[error("the id_token's {claim} claim is invalid: {reason}")]
+    ClaimInvalid { claim: &'static str, reason: String },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The tool's key failed.
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+}
+
+impl Problem for LaunchError {
+    fn code(&self) -> &'static str {
+        use LaunchError::*;
+        match self {
+            PlatformError { .. } => "LTI_PLATFORM_ERROR",
+            IdTokenMissing => "LTI_ID_TOKEN_MISSING",
+            StateMissing => "LTI_STATE_MISSING",
+            StateCookieMissing => "LTI_STATE_COOKIE_MISSING",
+            StateNotBound => "LTI_STATE_NOT_BOUND",
+            StateUnknown => "LTI_STATE_UNKNOWN",
+            StateExpired => "LTI_STATE_EXPIRED",
+            StatePlatformMismatch => "LTI_STATE_PLATFORM_MISMATCH",
+            Replayed => "LTI_NONCE_REPLAYED",
+            NonceMissing => "LTI_NONCE_MISSING",
+            NonceInvalid => "LTI_NONCE_INVALID",
+            NotAJwt => "LTI_JWT_MALFORMED",
+            KidMissing => "LTI_KID_MISSING",
+            AlgUnsupported(_) => "LTI_ALG_UNSUPPORTED",
+            IssuerMissing => "LTI_ISS_MISSING",
+            IssuerUnknown => "LTI_ISS_UNKNOWN",
+            AudienceInvalid => "LTI_AUD_INVALID",
+            AzpInvalid => "LTI_AZP_INVALID",
+            KidUnknown => "LTI_KID_UNKNOWN",
+            SignatureInvalid => "LTI_SIGNATURE_INVALID",
+            Keys(e) => e.code(),
+            ExpInvalid => "LTI_EXP_INVALID",
+            Expired => "LTI_TOKEN_EXPIRED",
+            IatInvalid => "LTI_IAT_INVALID",
+            NotLtiMessage => "LTI_NOT_LTI_MESSAGE",
+            VersionInvalid => "LTI_VERSION_INVALID",
+            MessageTypeMissing => "LTI_MESSAGE_TYPE_MISSING",
+            MessageTypeUnsupported(_) => "LTI_MESSAGE_TYPE_UNSUPPORTED",
+            DeploymentMissing => "LTI_DEPLOYMENT_MISSING",
+            DeploymentUnknown => "LTI_DEPLOYMENT_UNKNOWN",
+            SubMissing => "LTI_SUB_MISSING",
+            RolesMissing => "LTI_ROLES_MISSING",
+            RolesInvalid => "LTI_ROLES_INVALID",
+            ResourceLinkMissing => "LTI_RESOURCE_LINK_MISSING",
+            DeepLinkingSettingsMissing => "LTI_DEEP_LINKING_SETTINGS_MISSING",
+            TargetLinkUriInvalid => "LTI_TARGET_LINK_URI_INVALID",
+            ClaimInvalid { .. } => "LTI_CLAIM_INVALID",
+            Store(e) => e.code(),
+            Signer(e) => e.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        use LaunchError::*;
+        match self {
+            PlatformError { .. }
+            | IdTokenMissing
+            | NotAJwt
+            | NotLtiMessage
+            | VersionInvalid
+            | MessageTypeMissing
+            | MessageTypeUnsupported(_)
+            | DeploymentMissing
+            | SubMissing
+            | RolesMissing
+            | RolesInvalid
+            | ResourceLinkMissing
+            | DeepLinkingSettingsMissing
+            | TargetLinkUriInvalid
+            | ClaimInvalid { .. } => ErrorKind::BadRequest,
+            DeploymentUnknown => ErrorKind::NotAllowed,
+            Replayed => ErrorKind::Replay,
+            Keys(e) => e.kind(),
+            Store(e) => e.kind(),
+            Signer(e) => e.kind(),
+            _ => ErrorKind::SecurityCheck,
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::Keys(e) => e.public_message(),
+            Self::Store(e) => e.public_message(),
+            Self::Signer(e) => e.public_message(),
+            other => crate::error::sentence(&other.to_string()),
+        }
+    }
+}

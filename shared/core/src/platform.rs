@@ -1,0 +1,308 @@
+//! Platform registrations (an LMS the tool trusts) and their deployments.
+
+use crate::error::{ErrorKind, Problem, StoreError};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use url::Url;
+use uuid::Uuid;
+
+/// How a platform launches into the tool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaunchProfile {
+    /// OIDC login initiation, then an id_token bound to state and nonce (LTI 1.3 Core).
+    #[default]
+    Standard,
+    /// The platform posts a signed id_token without a login step. Opt-in, set by an admin.
+    Direct,
+}
+
+/// A platform registration: one (issuer, client_id) pair the tool trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Platform {
+    /// Stable id of the registration.
+    pub id: Uuid,
+    /// The platform's `iss`.
+    pub issuer: String,
+    /// The client_id the platform issued to this tool.
+    pub client_id: String,
+    /// Display name.
+    pub name: String,
+    /// The platform's OIDC authorization endpoint.
+    pub auth_login_url: String,
+    /// The platform's OAuth2 token endpoint (for AGS/NRPS access tokens).
+    pub auth_token_url: String,
+    /// The platform's JWKS URL.
+    pub keyset_url: String,
+    /// `aud` to use in client assertions when it is not the token URL (Brightspace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_audience: Option<String>,
+    /// Accept and record deployment ids not registered yet.
+    #[serde(default)]
+    pub accept_new_deployments: bool,
+    /// Default AGS endpoint, if the platform gave one at registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ags_endpoint: Option<String>,
+    /// Default NRPS endpoint, if the platform gave one at registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nrps_endpoint: Option<String>,
+    /// How this platform launches.
+    #[serde(default)]
+    pub launch_profile: LaunchProfile,
+    /// For `direct` launches: the audience string the tool chose at registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// For `direct` launches: where users land after the launch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landing_url: Option<String>,
+    /// Creation time, epoch seconds.
+    pub created_at: i64,
+    /// Last update time, epoch seconds.
+    pub updated_at: i64,
+}
+
+/// A deployment of the tool inside a platform (`deployment_id` claim).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    /// The platform's issuer.
+    pub issuer: String,
+    /// The registration's client_id.
+    pub client_id: String,
+    /// The deployment id, unique within the registration.
+    pub deployment_id: String,
+    /// When it was first registered or seen, epoch seconds.
+    pub created_at: i64,
+}
+
+/// Storage of platform registrations and deployments.
+#[async_trait]
+pub trait PlatformStore: Send + Sync {
+    /// Every registration of an issuer (Canvas and Blackboard share one issuer).
+    async fn platforms_by_issuer(&self, issuer: &str) -> Result<Vec<Platform>, StoreError>;
+    /// The registration for (issuer, client_id).
+    async fn platform(&self, issuer: &str, client_id: &str)
+        -> Result<Option<Platform>, StoreError>;
+    /// Creates or updates the registration for (issuer, client_id). An existing one keeps
+    /// its `id` and `created_at`; the stored value is returned.
+    async fn save_platform(&self, platform: Platform) -> Result<Platform, StoreError>;
+    /// Every registration, for the admin API.
+    async fn list_platforms(&self) -> Result<Vec<Platform>, StoreError>;
+    /// One deployment of a registration.
+    async fn deployment(
+        &self,
+        issuer: &str,
+        client_id: &str,
+        deployment_id: &str,
+    ) -> Result<Option<Deployment>, StoreError>;
+    /// Records a deployment; saving one that exists changes nothing.
+    async fn save_deployment(&self, deployment: Deployment) -> Result<(), StoreError>;
+}
+
+/// What an admin sends to register a platform (`POST /admin/platforms`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlatformInput {
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub name: Option<String>,
+    pub auth_login_url: Option<String>,
+    pub auth_token_url: Option<String>,
+    pub keyset_url: Option<String>,
+    pub deployment_id: Option<String>,
+    pub token_audience: Option<String>,
+    pub accept_new_deployments: Option<bool>,
+    pub ags_endpoint: Option<String>,
+    pub nrps_endpoint: Option<String>,
+    pub launch_profile: Option<LaunchProfile>,
+    pub audience: Option<String>,
+    pub landing_url: Option<String>,
+}
+
+/// One invalid field of a registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The JSON field name.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// A registration was refused; every invalid field is listed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the platform registration is invalid: {}", .0.iter().map(|f| format!("{} {}", f.field, f.message)).collect::<Vec<_>>().join("; "))]
+pub struct InvalidPlatform(pub Vec<FieldError>);
+
+impl Problem for InvalidPlatform {
+    fn code(&self) -> &'static str {
+        "ADMIN_INVALID_PLATFORM"
+    }
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::BadRequest
+    }
+}
+
+/// True for hosts where plain http is acceptable (a developer's own machine).
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Checks that `value` is an https URL (http only on loopback hosts).
+pub fn check_endpoint_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|_| "must be an absolute URL".to_string())?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        "http" => return Err("must use https".into()),
+        _ => return Err("must be an https URL".into()),
+    }
+    if url.host_str().is_none() {
+        return Err("must have a host".into());
+    }
+    if url.fragment().is_some() {
+        return Err("must not have a fragment".into());
+    }
+    Ok(url)
+}
+
+/// A validated registration request.
+#[derive(Debug, Clone)]
+pub struct PlatformRegistration {
+    /// The platform to store (id and timestamps are provisional until saved).
+    pub platform: Platform,
+    /// A deployment to record with it.
+    pub deployment_id: Option<String>,
+}
+
+impl PlatformInput {
+    /// Validates every field and builds the platform to save, stamped `now`.
+    pub fn validate(self, now: i64) -> Result<PlatformRegistration, InvalidPlatform> {
+        let mut errors = Vec::new();
+        let mut required = |field: &'static str, value: Option<String>, url: bool| -> String {
+            let value = value.map(|v| v.trim().to_string()).unwrap_or_default();
+            if value.is_empty() {
+                errors.push(FieldError {
+                    field,
+                    message: "is required".into(),
+                });
+            } else if value.len() > 2048 {
+                errors.push(FieldError {
+                    field,
+                    message: "is longer than 2048 characters".into(),
+                });
+            } else if url {
+                if let Err(message) = check_endpoint_url(&value) {
+                    errors.push(FieldError { field, message });
+                }
+            }
+            value
+        };
+        let issuer = required("issuer", self.issuer, true);
+        let client_id = required("clientId", self.client_id, false);
+        let name = required("name", self.name, false);
+        let auth_login_url = required("authLoginUrl", self.auth_login_url, true);
+        let auth_token_url = required("authTokenUrl", self.auth_token_url, true);
+        let keyset_url = required("keysetUrl", self.keyset_url, true);
+        let mut optional_url = |field: &'static str, value: Option<String>| -> Option<String> {
+            let value = value
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())?;
+            if let Err(message) = check_endpoint_url(&value) {
+                errors.push(FieldError { field, message });
+            }
+            Some(value)
+        };
+        let ags_endpoint = optional_url("agsEndpoint", self.ags_endpoint);
+        let nrps_endpoint = optional_url("nrpsEndpoint", self.nrps_endpoint);
+        let landing_url = optional_url("landingUrl", self.landing_url);
+        let token_audience = self
+            .token_audience
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
+        let audience = self
+            .audience
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
+        let deployment_id = self.deployment_id.map(|v| v.trim().to_string());
+        if let Some(d) = &deployment_id {
+            if d.is_empty() || d.len() > 255 {
+                errors.push(FieldError {
+                    field: "deploymentId",
+                    message: "must be 1 to 255 characters".into(),
+                });
+            }
+        }
+        let launch_profile = self.launch_profile.unwrap_or_default();
+        if launch_profile == LaunchProfile::Direct && audience.is_none() {
+            errors.push(FieldError {
+                field: "audience",
+                message: "is required for the direct launch profile".into(),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(InvalidPlatform(errors));
+        }
+        Ok(PlatformRegistration {
+            platform: Platform {
+                id: Uuid::new_v4(),
+                issuer,
+                client_id,
+                name,
+                auth_login_url,
+                auth_token_url,
+                keyset_url,
+                token_audience,
+                accept_new_deployments: self.accept_new_deployments.unwrap_or(false),
+                ags_endpoint,
+                nrps_endpoint,
+                launch_profile,
+                audience,
+                landing_url,
+                created_at: now,
+                updated_at: now,
+            },
+            deployment_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_invalid_field_is_listed() {
+        let input = PlatformInput {
+            issuer: Some("ftp://lms".into()),
+            auth_login_url: Some("http://lms.example.edu/auth".into()),
+            ..Default::default()
+        };
+        let err = input.validate(0).expect_err("invalid");
+        let fields: Vec<_> = err.0.iter().map(|f| f.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "issuer",
+                "clientId",
+                "name",
+                "authLoginUrl",
+                "authTokenUrl",
+                "keysetUrl"
+            ]
+        );
+        assert_eq!(err.0[3].message, "must use https");
+    }
+
+    #[test]
+    fn plain_http_is_accepted_on_loopback_only() {
+        assert!(check_endpoint_url("http://127.0.0.1:3000/platform").is_ok());
+        assert!(check_endpoint_url("http://localhost/x").is_ok());
+        assert!(check_endpoint_url("http://lms.example.edu/x").is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! Login state and nonce: created at login initiation, consumed once at launch.
+
+use crate::error::StoreError;
+use crate::user::UserRecord;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// What the tool remembers between login initiation and launch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginState {
+    /// The `state` parameter (≥ 128 random bits), also the key.
+    pub state: String,
+    /// The `nonce` the id_token must carry (≥ 128 random bits).
+    pub nonce: String,
+    /// Issuer of the platform that started the login.
+    pub issuer: String,
+    /// client_id of the registration.
+    pub client_id: String,
+    /// `target_link_uri` of the login request.
+    pub target_link_uri: String,
+    /// Deployment hinted in the login request, if any.
+    pub deployment_id: Option<String>,
+    /// Creation time, epoch seconds.
+    pub created_at: i64,
+    /// Expiry, epoch seconds; also the DynamoDB TTL attribute.
+    pub expires_at: i64,
+}
+
+/// What a launch presents to consume a state: the state and the id_token's facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateClaim {
+    /// The `state` form field.
+    pub state: String,
+    /// The id_token's `nonce`.
+    pub nonce: String,
+    /// The id_token's verified issuer.
+    pub issuer: String,
+    /// The registration's client_id the id_token was verified for.
+    pub client_id: String,
+    /// Now, epoch seconds.
+    pub now: i64,
+}
+
+/// Why a state could not be consumed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConsumeError {
+    /// No such state: never issued (or deleted long after expiry).
+    #[error("unknown state")]
+    Unknown,
+    /// The state exists but its time is up.
+    #[error("expired state")]
+    Expired,
+    /// The state was consumed before: a replay.
+    #[error("state already used")]
+    AlreadyUsed,
+    /// The id_token's nonce is not the one issued with this state.
+    #[error("nonce does not match the state")]
+    NonceMismatch,
+    /// The state was issued for another platform registration.
+    #[error("state was issued for another platform")]
+    PlatformMismatch,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Decides why a stored state cannot be consumed by `claim`, or `None` if it can.
+///
+/// Adapters whose conditional write failed call this on the item they got back, so
+/// every adapter reports the same reason for the same situation.
+pub fn refusal(stored: &StoredState, claim: &StateClaim) -> Option<ConsumeError> {
+    if stored.consumed_at.is_some() {
+        Some(ConsumeError::AlreadyUsed)
+    } else if stored.login.expires_at <= claim.now {
+        Some(ConsumeError::Expired)
+    } else if stored.login.nonce != claim.nonce {
+        Some(ConsumeError::NonceMismatch)
+    } else if stored.login.issuer != claim.issuer || stored.login.client_id != claim.client_id {
+        Some(ConsumeError::PlatformMismatch)
+    } else {
+        None
+    }
+}
+
+/// A login state as stored, with its consumption mark.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredState {
+    /// The state as issued.
+    pub login: LoginState,
+    /// When it was consumed; a consumed state is kept until it expires so that a
+    /// replay is reported as a replay and not as an unknown state.
+    pub consumed_at: Option<i64>,
+}
+
+/// Storage of login states, nonces and the launch's user upsert.
+///
+/// The launch's hot path is one call, [`LaunchStore::finish_launch`]: it consumes the
+/// state (checking nonce, issuer, client_id, expiry and single use in one atomic
+/// condition) and creates or updates the user, all or nothing.
+#[async_trait]
+pub trait LaunchStore: Send + Sync {
+    /// Stores a new login state. Fails if the state already exists.
+    async fn begin_login(&self, state: &LoginState) -> Result<(), StoreError>;
+
+    /// Atomically consumes the state for `claim` and upserts `user`. Exactly one of
+    /// any number of concurrent calls with the same state succeeds.
+    async fn finish_launch(
+        &self,
+        claim: &StateClaim,
+        user: &UserRecord,
+    ) -> Result<(), ConsumeError>;
+
+    /// Records a one-time token id (nonce or jti of a direct launch) until `expires_at`.
+    /// Fails with [`ConsumeError::AlreadyUsed`] if it is already recorded and unexpired,
+    /// and upserts `user` in the same atomic step.
+    async fn record_once(
+        &self,
+        key: &str,
+        expires_at: i64,
+        now: i64,
+        user: &UserRecord,
+    ) -> Result<(), ConsumeError>;
+}

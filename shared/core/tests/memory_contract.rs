@@ -1,0 +1,16 @@
+//! The in-memory adapters pass the storage contract suites.
+
+use lti_core::contract::{launch_store_contract, platform_store_contract};
+use lti_core::memory::MemoryStore;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn the_memory_platform_store_meets_the_contract() {
+    platform_store_contract(&MemoryStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_memory_launch_store_meets_the_contract() {
+    let store = Arc::new(MemoryStore::new());
+    launch_store_contract(store.clone(), store.as_ref()).await;
+}
