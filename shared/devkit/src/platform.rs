@@ -1,0 +1,397 @@
+//! The demo platform: a small LMS emulator with its own keys, JWKS and OIDC
+//! authorization endpoint, so a person can launch into the tool without an LMS.
+//!
+//! It speaks standard LTI 1.3: it starts the OIDC login at the tool, checks the
+//! authorization request like a strict platform would, and answers with a signed
+//! id_token posted to the registered redirect URI.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use lti_core::clock::Clock;
+use lti_core::random::{Random, SystemRandom};
+use lti_core::signer::{LocalRsaSigner, PublicJwk};
+use lti_http::pages::info_page as page;
+use lti_http::respond;
+use lti_http::{HttpRequest, HttpResponse};
+use maud::html;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// The demo platform's client_id for the tool.
+pub const CLIENT_ID: &str = "lti-dev-demo";
+/// The demo platform's deployment id.
+pub const DEPLOYMENT_ID: &str = "1";
+/// The resource link every demo launch is for.
+pub const RESOURCE_LINK_ID: &str = "demo-link-1";
+
+/// A person the demo platform can launch as.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoUser {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub sub: &'static str,
+    pub name: Option<(&'static str, &'static str)>,
+    pub email: Option<&'static str>,
+    pub roles: &'static [&'static str],
+}
+
+/// The demo users: an instructor, a learner, and a privacy-restricted learner the
+/// platform shares nothing about but the opaque `sub`.
+pub const USERS: [DemoUser; 3] = [
+    DemoUser {
+        key: "instructor",
+        label: "Ian Instructor (instructor)",
+        sub: "demo-instructor-1",
+        name: Some(("Ian", "Instructor")),
+        email: Some("ian.instructor@demo.example"),
+        roles: &[
+            "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor",
+            "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Faculty",
+        ],
+    },
+    DemoUser {
+        key: "learner",
+        label: "Lea Learner (learner)",
+        sub: "demo-learner-1",
+        name: Some(("Lea", "Learner")),
+        email: Some("lea.learner@demo.example"),
+        roles: &[
+            "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner",
+            "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Student",
+        ],
+    },
+    DemoUser {
+        key: "private",
+        label: "Privacy-restricted learner (no name or email)",
+        sub: "demo-private-7f3a9c",
+        name: None,
+        email: None,
+        roles: &["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+    },
+];
+
+fn user(key: &str) -> Option<&'static DemoUser> {
+    USERS.iter().find(|u| u.key == key)
+}
+
+struct Keys {
+    active: Arc<LocalRsaSigner>,
+    previous: Vec<PublicJwk>,
+}
+
+/// The demo platform.
+pub struct DemoPlatform {
+    /// Its issuer: `<base>/platform`.
+    pub issuer: String,
+    /// The tool's login initiation URL.
+    pub tool_login_url: String,
+    /// The tool's redirect URI (the only one registered).
+    pub tool_launch_url: String,
+    keys: RwLock<Keys>,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Deserialize)]
+struct AuthRequest {
+    scope: Option<String>,
+    response_type: Option<String>,
+    response_mode: Option<String>,
+    prompt: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    login_hint: Option<String>,
+    lti_message_hint: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+}
+
+impl DemoPlatform {
+    /// A platform at `<base_url>/platform` launching into the tool at `base_url`.
+    pub fn new(base_url: &str, key: LocalRsaSigner, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            issuer: format!("{base_url}/platform"),
+            tool_login_url: format!("{base_url}/lti/login"),
+            tool_launch_url: format!("{base_url}/lti/launch"),
+            keys: RwLock::new(Keys {
+                active: Arc::new(key),
+                previous: Vec::new(),
+            }),
+            clock,
+        }
+    }
+
+    /// Rotates to a fresh key; the old one stays published.
+    pub fn rotate_key(&self) -> Result<String, lti_core::signer::SignerError> {
+        let fresh = Arc::new(LocalRsaSigner::generate()?);
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        let old = keys.active.public_jwk().clone();
+        keys.previous.insert(0, old);
+        keys.previous.truncate(2);
+        keys.active = fresh;
+        Ok(keys.active.public_jwk().kid.clone())
+    }
+
+    fn active(&self) -> Arc<LocalRsaSigner> {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .active
+            .clone()
+    }
+
+    /// URL of its JWKS.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/jwks", self.issuer)
+    }
+
+    /// URL of its authorization endpoint.
+    pub fn auth_url(&self) -> String {
+        format!("{}/auth", self.issuer)
+    }
+
+    /// URL of its token endpoint (for the services that come later).
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.issuer)
+    }
+
+    /// Handles a request under `/platform`.
+    pub async fn handle(&self, request: HttpRequest) -> HttpResponse {
+        let path = request.uri().path().trim_end_matches('/').to_string();
+        let query: HashMap<String, String> =
+            serde_urlencoded::from_str(request.uri().query().unwrap_or("")).unwrap_or_default();
+        match path.as_str() {
+            "/platform" => self.home(),
+            "/platform/jwks" => self.jwks(),
+            "/platform/launch" => match query.get("user").and_then(|u| user(u)) {
+                Some(u) => self.start_login(u, query.get("message").map(String::as_str)),
+                None => bad_request("Pick one of the demo users."),
+            },
+            "/platform/auth" => {
+                match serde_urlencoded::from_str::<AuthRequest>(request.uri().query().unwrap_or(""))
+                {
+                    Ok(auth) => self.authorize(auth).await,
+                    Err(_) => bad_request("The authorization request cannot be read."),
+                }
+            }
+            _ => respond::html(
+                http::StatusCode::NOT_FOUND,
+                page("Not found", html! { p { "Nothing here." } }),
+            ),
+        }
+    }
+
+    fn home(&self) -> HttpResponse {
+        respond::html(
+            http::StatusCode::OK,
+            page(
+                "Demo platform",
+                html! {
+                    h1 { "lti-lambda demo platform" }
+                    p { "A tiny LMS with its own keys. Pick who you are and launch into the tool through the full LTI 1.3 OIDC flow." }
+                    p.muted { "Course " b { "Demo Course 101" } ", activity " b { "Demo Activity" } "." }
+                    form method="get" action="/platform/launch" {
+                        @for (i, u) in USERS.iter().enumerate() {
+                            p {
+                                label {
+                                    input type="radio" name="user" value=(u.key) checked[i == 0];
+                                    " " (u.label)
+                                }
+                            }
+                        }
+                        p {
+                            label { "Message: " }
+                            select name="message" {
+                                option value="resource" { "Resource link launch" }
+                                option value="deep" { "Deep linking request" }
+                            }
+                        }
+                        button #launch type="submit" { "Launch" }
+                    }
+                    p.muted { "Issuer " code { (self.issuer) } ", client_id " code { (CLIENT_ID) } ", deployment " code { (DEPLOYMENT_ID) } "." }
+                },
+            ),
+        )
+    }
+
+    fn jwks(&self) -> HttpResponse {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let mut all = vec![keys.active.public_jwk().clone()];
+        all.extend(keys.previous.iter().cloned());
+        let mut response = respond::json(http::StatusCode::OK, &json!({ "keys": all }));
+        response.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("public, max-age=300"),
+        );
+        response
+    }
+
+    /// Step 1 of the launch: send the browser to the tool's login initiation.
+    fn start_login(&self, user: &DemoUser, message: Option<&str>) -> HttpResponse {
+        let hint = if message == Some("deep") {
+            "deep"
+        } else {
+            RESOURCE_LINK_ID
+        };
+        let mut url = match url::Url::parse(&self.tool_login_url) {
+            Ok(u) => u,
+            Err(_) => return bad_request("The tool's login URL is invalid."),
+        };
+        url.query_pairs_mut()
+            .append_pair("iss", &self.issuer)
+            .append_pair("login_hint", user.key)
+            .append_pair("target_link_uri", &self.tool_launch_url)
+            .append_pair("lti_message_hint", hint)
+            .append_pair("client_id", CLIENT_ID)
+            .append_pair("lti_deployment_id", DEPLOYMENT_ID);
+        respond::redirect(url.as_str())
+    }
+
+    /// Step 2: the tool's authentication request. Checked as a strict platform would;
+    /// answered with a signed id_token posted to the redirect URI.
+    async fn authorize(&self, auth: AuthRequest) -> HttpResponse {
+        // Never post anything to an unregistered redirect URI.
+        if auth.client_id.as_deref() != Some(CLIENT_ID) {
+            return bad_request("Unknown client_id.");
+        }
+        if auth.redirect_uri.as_deref() != Some(self.tool_launch_url.as_str()) {
+            return bad_request("The redirect_uri is not registered for this tool.");
+        }
+        let state = auth.state.clone().unwrap_or_default();
+        let refuse = |error: &str, description: &str| {
+            respond::html(
+                http::StatusCode::OK,
+                lti_http::pages::auto_submit(
+                    &self.tool_launch_url,
+                    &[
+                        ("error", error),
+                        ("error_description", description),
+                        ("state", &state),
+                    ],
+                    "Returning to the tool",
+                ),
+            )
+        };
+        if auth.scope.as_deref() != Some("openid")
+            || auth.response_type.as_deref() != Some("id_token")
+            || auth.response_mode.as_deref() != Some("form_post")
+            || auth.prompt.as_deref() != Some("none")
+        {
+            return refuse(
+                "invalid_request",
+                "scope, response_type, response_mode or prompt is wrong",
+            );
+        }
+        let Some(nonce) = auth.nonce.as_deref().filter(|n| !n.is_empty()) else {
+            return refuse("invalid_request", "nonce is missing");
+        };
+        if state.is_empty() {
+            return bad_request("The state is missing.");
+        }
+        let Some(user) = auth.login_hint.as_deref().and_then(user) else {
+            return refuse("login_required", "the login_hint is not a demo user");
+        };
+        let deep = match auth.lti_message_hint.as_deref() {
+            Some(RESOURCE_LINK_ID) => false,
+            Some("deep") => true,
+            _ => return refuse("invalid_request", "the lti_message_hint did not round-trip"),
+        };
+        let claims = self.id_token_claims(user, nonce, deep);
+        match self.sign(&claims) {
+            Ok(id_token) => respond::html(
+                http::StatusCode::OK,
+                lti_http::pages::auto_submit(
+                    &self.tool_launch_url,
+                    &[("id_token", &id_token), ("state", &state)],
+                    "Launching the tool",
+                ),
+            ),
+            Err(_) => bad_request("The demo platform could not sign the id_token."),
+        }
+    }
+
+    /// The claims of an id_token for `user`.
+    pub fn id_token_claims(&self, user: &DemoUser, nonce: &str, deep: bool) -> Value {
+        let now = self.clock.now();
+        let lti = "https://purl.imsglobal.org/spec/lti/claim/";
+        let mut claims = json!({
+            "iss": self.issuer,
+            "aud": CLIENT_ID,
+            "sub": user.sub,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": nonce,
+            format!("{lti}version"): "1.3.0",
+            format!("{lti}deployment_id"): DEPLOYMENT_ID,
+            format!("{lti}target_link_uri"): self.tool_launch_url,
+            format!("{lti}roles"): user.roles,
+            format!("{lti}context"): {
+                "id": "demo-course-101", "label": "DEMO101", "title": "Demo Course 101",
+                "type": ["http://purl.imsglobal.org/vocab/lis/v2/course#CourseOffering"]
+            },
+            format!("{lti}tool_platform"): {
+                "guid": "lti-lambda-demo", "name": "lti-lambda demo platform",
+                "product_family_code": "lti-lambda-demo", "version": env!("CARGO_PKG_VERSION")
+            },
+            format!("{lti}launch_presentation"): {
+                "document_target": "window", "return_url": format!("{}", self.issuer), "locale": "en"
+            },
+            format!("{lti}custom"): { "unit": "1", "demo": "true" },
+            "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint": {
+                "scope": [
+                    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+                    "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+                ],
+                "lineitems": format!("{}/courses/demo-course-101/lineitems", self.issuer)
+            },
+            "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice": {
+                "context_memberships_url": format!("{}/courses/demo-course-101/memberships", self.issuer),
+                "service_versions": ["2.0"]
+            }
+        });
+        if let Some((given, family)) = user.name {
+            claims["given_name"] = json!(given);
+            claims["family_name"] = json!(family);
+            claims["name"] = json!(format!("{given} {family}"));
+        }
+        if let Some(email) = user.email {
+            claims["email"] = json!(email);
+        }
+        if deep {
+            claims[format!("{lti}message_type")] = json!("LtiDeepLinkingRequest");
+            claims["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"] = json!({
+                "deep_link_return_url": format!("{}/deep-link-return", self.issuer),
+                "accept_types": ["ltiResourceLink"],
+                "accept_presentation_document_targets": ["iframe", "window"],
+                "accept_multiple": false,
+                "data": SystemRandom.token(8)
+            });
+        } else {
+            claims[format!("{lti}message_type")] = json!("LtiResourceLinkRequest");
+            claims[format!("{lti}resource_link")] =
+                json!({"id": RESOURCE_LINK_ID, "title": "Demo Activity"});
+        }
+        claims
+    }
+
+    /// Signs `claims` as an RS256 JWT with the active key.
+    pub fn sign(&self, claims: &Value) -> Result<String, lti_core::signer::SignerError> {
+        let key = self.active();
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": key.public_jwk().kid});
+        let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let input = format!("{}.{}", part(&header), part(claims));
+        let signature = key.sign_now(input.as_bytes())?;
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    }
+}
+
+fn bad_request(message: &str) -> HttpResponse {
+    respond::html(
+        http::StatusCode::BAD_REQUEST,
+        page(
+            "Demo platform: bad request",
+            html! { h1 { "The demo platform refused the request" } p { (message) } },
+        ),
+    )
+}

@@ -1,0 +1,65 @@
+//! The handlers of the four functions. Each takes only what it uses.
+
+mod jwks;
+mod launch;
+mod login;
+mod services;
+
+pub use jwks::JwksHandler;
+pub use launch::LaunchHandler;
+pub use login::LoginHandler;
+pub use services::ServicesHandler;
+
+use crate::request::RequestError;
+use crate::respond;
+use crate::{HttpRequest, HttpResponse};
+use lti_core::config::{paths, ConfigError};
+
+/// Answers every request of an unconfigured function: 503 naming what is missing.
+pub fn not_configured(request: &HttpRequest, error: &ConfigError) -> HttpResponse {
+    respond::problem(request, error)
+}
+
+/// The path of `request` relative to the tool's base path (API Gateway stages and
+/// custom domains may put the tool under a prefix).
+pub fn relative_path<'a>(request: &'a HttpRequest, base_path: &str) -> &'a str {
+    let path = request.uri().path();
+    let base = base_path.trim_end_matches('/');
+    match path.strip_prefix(base) {
+        Some(rest) if !base.is_empty() && rest.starts_with('/') => rest,
+        _ => path,
+    }
+}
+
+/// All four handlers behind one router: the dev server's tool, and a reference for
+/// which path goes to which function in `template.yaml`.
+pub struct ToolRouter {
+    pub base_path: String,
+    pub login: LoginHandler,
+    pub launch: LaunchHandler,
+    pub jwks: JwksHandler,
+    pub services: ServicesHandler,
+}
+
+impl ToolRouter {
+    /// Routes `request` to its handler.
+    pub async fn handle(&self, request: HttpRequest) -> HttpResponse {
+        let path = relative_path(&request, &self.base_path).to_string();
+        match path.as_str() {
+            paths::LOGIN => self.login.handle(request).await,
+            paths::LAUNCH => self.launch.handle(request).await,
+            paths::JWKS | paths::JWKS_ALT => self.jwks.handle(request).await,
+            p if p == paths::CONFIG || p.starts_with("/admin/") || p.starts_with("/services/") => {
+                self.services.handle(request).await
+            }
+            _ => respond::problem(&request, &RequestError::NotFound),
+        }
+    }
+}
+
+fn method_not_allowed(request: &HttpRequest) -> HttpResponse {
+    respond::problem(
+        request,
+        &RequestError::MethodNotAllowed(request.method().to_string()),
+    )
+}

@@ -1,0 +1,197 @@
+//! The services function: tool configuration for LMS admins (`GET /lti/config`) and
+//! the admin API (`/admin/platforms`). Deep Linking, AGS and NRPS join it later.
+
+use super::{method_not_allowed, relative_path};
+use crate::request::{self, RequestError};
+use crate::{respond, HttpRequest, HttpResponse};
+use http::{Method, StatusCode};
+use lti_core::clock::Clock;
+use lti_core::config::{paths, ToolConfig};
+use lti_core::error::{ErrorKind, Problem};
+use lti_core::platform::{Deployment, Platform, PlatformInput, PlatformStore};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// The services function's handler.
+#[derive(Clone)]
+pub struct ServicesHandler {
+    pub config: Arc<ToolConfig>,
+    pub platforms: Arc<dyn PlatformStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The admin API refused the caller.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AdminError {
+    /// No admin token is configured, so the admin API is off.
+    #[error("the admin API is disabled: set LTI_ADMIN_TOKEN to enable it")]
+    Disabled,
+    /// The bearer token is missing or wrong.
+    #[error("a valid admin bearer token is required")]
+    Unauthorized,
+}
+
+impl Problem for AdminError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Disabled => "ADMIN_DISABLED",
+            Self::Unauthorized => "ADMIN_UNAUTHORIZED",
+        }
+    }
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Disabled => ErrorKind::Unavailable,
+            Self::Unauthorized => ErrorKind::SecurityCheck,
+        }
+    }
+    fn public_message(&self) -> String {
+        lti_core::error::sentence(&self.to_string())
+    }
+}
+
+/// The values an LMS administrator pastes into the platform.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolSettings {
+    pub title: &'static str,
+    pub login_url: String,
+    pub redirect_url: String,
+    pub target_link_uri: String,
+    pub deep_link_url: String,
+    pub jwks_url: String,
+    pub domain: String,
+}
+
+impl ToolSettings {
+    /// The settings of `config`.
+    pub fn of(config: &ToolConfig) -> Self {
+        Self {
+            title: "lti-lambda",
+            login_url: config.url(paths::LOGIN),
+            redirect_url: config.launch_url(),
+            target_link_uri: config.launch_url(),
+            deep_link_url: config.launch_url(),
+            jwks_url: config.url(paths::JWKS),
+            domain: config.base_url.host_str().unwrap_or_default().to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SavedPlatform {
+    #[serde(flatten)]
+    platform: Platform,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deployment_id: Option<String>,
+}
+
+impl ServicesHandler {
+    /// Routes a services request.
+    pub async fn handle(&self, request: HttpRequest) -> HttpResponse {
+        let path = relative_path(&request, self.config.base_url.path()).to_string();
+        match (request.method(), path.as_str()) {
+            (&Method::GET, paths::CONFIG) => {
+                respond::json(StatusCode::OK, &ToolSettings::of(&self.config))
+            }
+            (_, paths::CONFIG) => method_not_allowed(&request),
+            (method, paths::ADMIN_PLATFORMS) => {
+                if let Err(e) = self.authorize(&request) {
+                    let mut response = respond::problem(&request, &e);
+                    if matches!(e, AdminError::Unauthorized) {
+                        response.headers_mut().insert(
+                            http::header::WWW_AUTHENTICATE,
+                            http::HeaderValue::from_static("Bearer"),
+                        );
+                    }
+                    return response;
+                }
+                match *method {
+                    Method::GET => self.list_platforms(&request).await,
+                    Method::POST => self.save_platform(&request).await,
+                    _ => method_not_allowed(&request),
+                }
+            }
+            _ => respond::problem(&request, &RequestError::NotFound),
+        }
+    }
+
+    fn authorize(&self, request: &HttpRequest) -> Result<(), AdminError> {
+        let expected = self
+            .config
+            .admin_token
+            .as_ref()
+            .ok_or(AdminError::Disabled)?;
+        match request::bearer(request) {
+            Some(token) if expected.matches(token) => Ok(()),
+            _ => Err(AdminError::Unauthorized),
+        }
+    }
+
+    async fn list_platforms(&self, request: &HttpRequest) -> HttpResponse {
+        match self.platforms.list_platforms().await {
+            Ok(platforms) => respond::json(
+                StatusCode::OK,
+                &serde_json::json!({ "platforms": platforms }),
+            ),
+            Err(e) => respond::problem(request, &e),
+        }
+    }
+
+    async fn save_platform(&self, request: &HttpRequest) -> HttpResponse {
+        let input: PlatformInput = match request::json(request) {
+            Ok(input) => input,
+            Err(e) => return respond::problem(request, &e),
+        };
+        let now = self.clock.now();
+        let registration = match input.validate(now) {
+            Ok(r) => r,
+            Err(invalid) => {
+                let fields = serde_json::to_value(&invalid.0).ok();
+                return respond::problem_with_fields(request, &invalid, fields);
+            }
+        };
+        let existed = match self
+            .platforms
+            .platform(
+                &registration.platform.issuer,
+                &registration.platform.client_id,
+            )
+            .await
+        {
+            Ok(existing) => existing.is_some(),
+            Err(e) => return respond::problem(request, &e),
+        };
+        // The deployment first: if saving the platform then fails, a retry of the
+        // same request completes the registration (both writes are idempotent).
+        if let Some(deployment_id) = &registration.deployment_id {
+            let deployment = Deployment {
+                issuer: registration.platform.issuer.clone(),
+                client_id: registration.platform.client_id.clone(),
+                deployment_id: deployment_id.clone(),
+                created_at: now,
+            };
+            if let Err(e) = self.platforms.save_deployment(deployment).await {
+                return respond::problem(request, &e);
+            }
+        }
+        match self.platforms.save_platform(registration.platform).await {
+            Ok(platform) => {
+                tracing::info!(issuer = %platform.issuer, client_id = %platform.client_id, created = !existed, "platform saved");
+                let status = if existed {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                };
+                respond::json(
+                    status,
+                    &SavedPlatform {
+                        platform,
+                        deployment_id: registration.deployment_id,
+                    },
+                )
+            }
+            Err(e) => respond::problem(request, &e),
+        }
+    }
+}

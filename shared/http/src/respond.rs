@@ -1,0 +1,133 @@
+//! The one place where errors become responses, and the response builders.
+
+use crate::pages;
+use crate::request::wants_json;
+use crate::{request_id, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use lti_core::error::{ErrorKind, Problem};
+use serde::Serialize;
+
+/// The status code of each kind of error.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::SecurityCheck => StatusCode::UNAUTHORIZED,
+        ErrorKind::NotAllowed => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Replay => StatusCode::CONFLICT,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::PlatformFailed => StatusCode::BAD_GATEWAY,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<serde_json::Value>,
+}
+
+/// Answers `problem`: JSON when the client asked for it, else an HTML page. The
+/// detail goes to the log (never a token: errors carry none), the user gets one
+/// sentence, the code and the request id.
+pub fn problem(request: &HttpRequest, problem: &dyn Problem) -> HttpResponse {
+    problem_with_fields(request, problem, None)
+}
+
+/// [`problem`] with a list of invalid fields (admin API).
+pub fn problem_with_fields(
+    request: &HttpRequest,
+    problem: &dyn Problem,
+    fields: Option<serde_json::Value>,
+) -> HttpResponse {
+    let status = status_of(problem.kind());
+    let request_id = request_id(request);
+    let message = problem.public_message();
+    if status.is_server_error() {
+        tracing::error!(code = problem.code(), status = status.as_u16(), request_id = %request_id, detail = %problem, "request failed");
+    } else {
+        tracing::warn!(code = problem.code(), status = status.as_u16(), request_id = %request_id, detail = %problem, "request refused");
+    }
+    if wants_json(request) || fields.is_some() {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: problem.code(),
+                message: &message,
+                request_id: &request_id,
+                fields,
+            },
+        };
+        json(status, &body)
+    } else {
+        html(
+            status,
+            pages::error_page(status.as_u16(), problem.code(), &message, &request_id),
+        )
+    }
+}
+
+fn base(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse {
+    let mut response = http::Response::new(body.into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// An HTML page with the tool's security headers.
+pub fn html(status: StatusCode, page: String) -> HttpResponse {
+    let mut response = base(status, "text/html; charset=utf-8", page);
+    if let Ok(csp) = HeaderValue::from_str(&pages::content_security_policy()) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
+
+/// A JSON body.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
+    match serde_json::to_vec(value) {
+        Ok(body) => base(status, "application/json", body),
+        Err(_) => base(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "application/json",
+            r#"{"error":{"code":"HTTP_ENCODING_FAILED","message":"The response could not be encoded."}}"#,
+        ),
+    }
+}
+
+/// A 302 redirect.
+pub fn redirect(location: &str) -> HttpResponse {
+    let mut response = base(StatusCode::FOUND, "text/plain; charset=utf-8", Bytes::new());
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            response.headers_mut().insert(header::LOCATION, value);
+            response
+        }
+        Err(_) => base(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            "The redirect address is not a valid header value.",
+        ),
+    }
+}
