@@ -218,7 +218,7 @@ impl ToolConfig {
     pub fn is_app_url(&self, url: &Url) -> bool {
         let origin = origin_of(url);
         origin == origin_of(&self.app_landing_url)
-            || self.allowed_app_origins.iter().any(|o| *o == origin)
+            || self.allowed_app_origins.contains(&origin)
     }
 }
 

@@ -210,7 +210,8 @@ async fn a_rejected_launch_does_not_consume_the_state() {
 async fn tokens_with_a_bad_header_key_or_signature_are_rejected() {
     let fixture = Fixture::new().await;
     let kid = platform_key().public_jwk().kid.clone();
-    let cases: Vec<(&str, Box<dyn Fn(&Value) -> String>, &str)> = vec![
+    type MakeToken = Box<dyn Fn(&Value) -> String>;
+    let cases: Vec<(&str, MakeToken, &str)> = vec![
         (
             "no kid",
             Box::new(|c| sign(&json!({"alg": "RS256"}), c, platform_key())),

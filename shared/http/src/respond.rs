@@ -44,11 +44,30 @@ pub fn problem(request: &HttpRequest, problem: &dyn Problem) -> HttpResponse {
     problem_with_fields(request, problem, None)
 }
 
-/// [`problem`] with a list of invalid fields (admin API).
-pub fn problem_with_fields(
+/// [`problem`] as JSON whatever the client accepts (APIs), with a list of invalid
+/// fields if there are any.
+pub fn api_problem(
     request: &HttpRequest,
     problem: &dyn Problem,
     fields: Option<serde_json::Value>,
+) -> HttpResponse {
+    problem_as(request, problem, fields, true)
+}
+
+fn problem_with_fields(
+    request: &HttpRequest,
+    problem: &dyn Problem,
+    fields: Option<serde_json::Value>,
+) -> HttpResponse {
+    let as_json = wants_json(request);
+    problem_as(request, problem, fields, as_json)
+}
+
+fn problem_as(
+    request: &HttpRequest,
+    problem: &dyn Problem,
+    fields: Option<serde_json::Value>,
+    as_json: bool,
 ) -> HttpResponse {
     let status = status_of(problem.kind());
     let request_id = request_id(request);
@@ -58,7 +77,7 @@ pub fn problem_with_fields(
     } else {
         tracing::warn!(code = problem.code(), status = status.as_u16(), request_id = %request_id, detail = %problem, "request refused");
     }
-    if wants_json(request) || fields.is_some() {
+    if as_json {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: problem.code(),

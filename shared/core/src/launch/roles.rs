@@ -44,10 +44,7 @@ pub fn role_kind(role: &str) -> RoleKind {
                 "Mentor" => RoleKind::Mentor,
                 _ => RoleKind::Other,
             },
-            ("system/person", n) => match n {
-                "Administrator" | "SysAdmin" | "SysSupport" => RoleKind::Admin,
-                _ => RoleKind::Other,
-            },
+            ("system/person", "Administrator" | "SysAdmin" | "SysSupport") => RoleKind::Admin,
             _ => RoleKind::Other,
         };
     }

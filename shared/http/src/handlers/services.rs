@@ -97,7 +97,7 @@ impl ServicesHandler {
             (_, paths::CONFIG) => method_not_allowed(&request),
             (method, paths::ADMIN_PLATFORMS) => {
                 if let Err(e) = self.authorize(&request) {
-                    let mut response = respond::problem(&request, &e);
+                    let mut response = respond::api_problem(&request, &e, None);
                     if matches!(e, AdminError::Unauthorized) {
                         response.headers_mut().insert(
                             http::header::WWW_AUTHENTICATE,
@@ -109,7 +109,11 @@ impl ServicesHandler {
                 match *method {
                     Method::GET => self.list_platforms(&request).await,
                     Method::POST => self.save_platform(&request).await,
-                    _ => method_not_allowed(&request),
+                    _ => respond::api_problem(
+                        &request,
+                        &RequestError::MethodNotAllowed(method.to_string()),
+                        None,
+                    ),
                 }
             }
             _ => respond::problem(&request, &RequestError::NotFound),
@@ -134,21 +138,21 @@ impl ServicesHandler {
                 StatusCode::OK,
                 &serde_json::json!({ "platforms": platforms }),
             ),
-            Err(e) => respond::problem(request, &e),
+            Err(e) => respond::api_problem(request, &e, None),
         }
     }
 
     async fn save_platform(&self, request: &HttpRequest) -> HttpResponse {
         let input: PlatformInput = match request::json(request) {
             Ok(input) => input,
-            Err(e) => return respond::problem(request, &e),
+            Err(e) => return respond::api_problem(request, &e, None),
         };
         let now = self.clock.now();
         let registration = match input.validate(now) {
             Ok(r) => r,
             Err(invalid) => {
                 let fields = serde_json::to_value(&invalid.0).ok();
-                return respond::problem_with_fields(request, &invalid, fields);
+                return respond::api_problem(request, &invalid, fields);
             }
         };
         let existed = match self
@@ -160,7 +164,7 @@ impl ServicesHandler {
             .await
         {
             Ok(existing) => existing.is_some(),
-            Err(e) => return respond::problem(request, &e),
+            Err(e) => return respond::api_problem(request, &e, None),
         };
         // The deployment first: if saving the platform then fails, a retry of the
         // same request completes the registration (both writes are idempotent).
@@ -172,7 +176,7 @@ impl ServicesHandler {
                 created_at: now,
             };
             if let Err(e) = self.platforms.save_deployment(deployment).await {
-                return respond::problem(request, &e);
+                return respond::api_problem(request, &e, None);
             }
         }
         match self.platforms.save_platform(registration.platform).await {
@@ -191,7 +195,7 @@ impl ServicesHandler {
                     },
                 )
             }
-            Err(e) => respond::problem(request, &e),
+            Err(e) => respond::api_problem(request, &e, None),
         }
     }
 }
