@@ -217,8 +217,7 @@ impl ToolConfig {
     /// True when `url` is on one of the allowed app origins or the landing URL's origin.
     pub fn is_app_url(&self, url: &Url) -> bool {
         let origin = origin_of(url);
-        origin == origin_of(&self.app_landing_url)
-            || self.allowed_app_origins.contains(&origin)
+        origin == origin_of(&self.app_landing_url) || self.allowed_app_origins.contains(&origin)
     }
 }
 

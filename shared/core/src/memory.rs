@@ -28,6 +28,9 @@ struct Inner {
     deployments: BTreeMap<(String, String, String), Deployment>,
     states: HashMap<String, StoredState>,
     once: HashMap<String, i64>,
+    /// State count at which expired states are next pruned (amortized: doubles when
+    /// pruning frees little, so inserts stay O(1) on average).
+    prune_at: usize,
     users: BTreeMap<(String, String), UserRecord>,
 }
 
@@ -189,9 +192,10 @@ impl PlatformStore for MemoryStore {
 impl LaunchStore for MemoryStore {
     async fn begin_login(&self, state: &LoginState) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        if inner.states.len() > PRUNE_ABOVE {
+        if inner.states.len() >= inner.prune_at.max(PRUNE_ABOVE) {
             let now = state.created_at;
             inner.states.retain(|_, s| s.login.expires_at > now);
+            inner.prune_at = inner.states.len() * 2;
         }
         if inner.states.contains_key(&state.state) {
             return Err(StoreError::Unavailable("state collision".into()));

@@ -1,0 +1,742 @@
+#!/usr/bin/env python3
+"""An independent LTI 1.3 *platform* for interoperability tests.
+
+Built on the PyPI library ``lti1p3platform`` (which builds and signs the
+id_token, serves the JWKS and validates service client assertions) with a
+small Flask glue, plus the checks that library skips (see HARDENING below).
+
+    python platform_server.py --port P --tool-base-url http://127.0.0.1:T
+
+Endpoints (all on http://127.0.0.1:P):
+
+  GET  /health                     "ok"
+  GET  /.well-known/jwks.json      platform JWKS (also /jwks)
+  GET  /.config                    registration JSON for our tool's
+                                   POST /admin/platforms, plus extra fields
+  GET  /launch/start?user=learner|instructor|anonymous
+                                   302 to the tool's login initiation URL.
+                                   Optional: method=post (auto-submit form
+                                   instead of a redirect), roles=<comma list>
+                                   (overrides; empty = no role), omit=<comma
+                                   list of name,email,context,custom,ags,nrps,
+                                   launch_presentation>, tamper=<name> (see
+                                   TAMPERS: produce a deliberately bad launch).
+  GET|POST /auth                   OIDC authorization endpoint: answers an
+                                   auto-submitting form POST of id_token+state
+                                   to the redirect_uri, or 400 JSON
+                                   {"error","check","error_description"}.
+  POST /token                      OAuth2 client-credentials token endpoint
+                                   (JWT bearer client assertion).
+  GET  /.expected/<user>           claims of the last id_token sent for <user>
+  GET  /.expected                  {user: claims} for all users
+  GET  /.tampers                   list of supported tamper names
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import hashlib
+import hmac
+import html
+import json
+import secrets
+import sys
+import threading
+import time
+import typing as t
+from urllib.parse import parse_qsl, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask, Response, jsonify, redirect, request
+from werkzeug.serving import make_server
+
+from lti1p3platform.exceptions import (
+    LtiException,
+    MissingRequiredClaim,
+    PreflightRequestValidationException,
+    UnsupportedGrantType,
+)
+from lti1p3platform.ltiplatform import LTI1P3PlatformConfAbstract
+from lti1p3platform.message_launch import LTIAdvantageMessageLaunchAbstract
+from lti1p3platform.oidc_login import OIDCLoginAbstract
+from lti1p3platform.registration import Registration
+from lti1p3platform.request import Request as LtiRequest
+from lti1p3platform.request import TRequest
+
+LTI = "https://purl.imsglobal.org/spec/lti/claim/"
+ROLE = "http://purl.imsglobal.org/vocab/lis/v2/"
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+HINT_TTL = 300  # seconds a login initiation stays valid
+CLOCK_LEEWAY = 60
+MAX_ASSERTION_LIFETIME = 3600
+
+USERS: t.Dict[str, t.Dict[str, t.Any]] = {
+    "learner": {
+        "sub": "plat-user-learner-0001",
+        "name": "Lena Learner",
+        "given_name": "Lena",
+        "family_name": "Learner",
+        "email": "lena.learner@example.edu",
+        "roles": [ROLE + "membership#Learner", ROLE + "institution/person#Student"],
+    },
+    "instructor": {
+        "sub": "plat-user-instructor-0002",
+        "name": "Ian Instructor",
+        "given_name": "Ian",
+        "family_name": "Instructor",
+        "email": "ian.instructor@example.edu",
+        "roles": [ROLE + "membership#Instructor", ROLE + "institution/person#Faculty"],
+    },
+    "anonymous": {"sub": "plat-user-anon-0003", "roles": []},
+}
+
+CONTEXT = {
+    "id": "ctx-interop-101",
+    "label": "INTEROP101",
+    "title": "Interoperability 101",
+    "type": [ROLE + "course#CourseOffering"],
+}
+RESOURCE_LINK = {
+    "id": "rl-interop-quiz-3",
+    "title": "Chapter 3 quiz",
+    "description": "A quiz launched from the interop platform",
+}
+CUSTOM = {"chapter": "3", "mode": "quiz"}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _new_rsa_pem() -> t.Tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(
+            serialization.Encoding.PEM,
+            serialization.PublicFormat.SubjectPublicKeyInfo,
+        )
+        .decode()
+    )
+    return private_pem, public_pem
+
+
+class Settings:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.port: int = args.port
+        self.base_url = f"http://127.0.0.1:{args.port}"
+        self.issuer: str = args.issuer or self.base_url
+        self.client_id: str = args.client_id
+        self.deployment_id: str = args.deployment_id
+        tool = args.tool_base_url.rstrip("/")
+        self.tool_base_url = tool
+        self.tool_login_url: str = args.tool_login_url or f"{tool}/lti/login"
+        self.tool_launch_url: str = args.tool_launch_url or f"{tool}/lti/launch"
+        self.target_link_uri: str = args.target_link_uri or self.tool_launch_url
+        self.tool_jwks_url: str = args.tool_jwks_url or f"{tool}/.well-known/jwks.json"
+        # redirect_uris registered for the tool: only these may receive an id_token
+        self.redirect_uris: t.List[str] = [self.tool_launch_url] + list(
+            args.extra_redirect_uri or []
+        )
+        self.auth_url = f"{self.base_url}/auth"
+        self.token_url = f"{self.base_url}/token"
+        self.jwks_url = f"{self.base_url}/.well-known/jwks.json"
+        self.private_pem, self.public_pem = _new_rsa_pem()
+        # a second key, never published: used by the "other_key" tamper
+        self.other_private_pem, _ = _new_rsa_pem()
+
+
+S: Settings = t.cast(Settings, None)  # set in main()
+
+
+# --------------------------------------------------------------------------
+# lti1p3platform glue: request wrapper, platform config, OIDC login, launch
+# --------------------------------------------------------------------------
+
+
+class FlaskLtiRequest(LtiRequest):
+    def build_metadata(self, req: t.Any) -> TRequest:
+        return {
+            "method": req.method,
+            "form_data": req.form.to_dict(),
+            "get_data": req.args.to_dict(),
+            "headers": req.headers,
+            "content_type": req.content_type,
+            "path": req.path,
+            "json": req.get_json(silent=True),
+        }
+
+
+# The library caches the tool key set inside the Registration forever and its
+# config object keeps per-request JWT state, so we build a config per request
+# and keep our own (refreshable) cache of the tool's JWKS here.
+_tool_keyset_lock = threading.Lock()
+_tool_keyset: t.Dict[str, t.Any] = {"value": None}
+
+
+class PlatformConf(LTI1P3PlatformConfAbstract):
+    def init_platform_config(self, **kwargs: t.Any) -> None:
+        reg = (
+            Registration()
+            .set_iss(S.issuer)
+            .set_client_id(S.client_id)
+            .set_deployment_id(S.deployment_id)
+            .set_launch_url(S.target_link_uri)
+            .set_oidc_login_url(S.tool_login_url)
+            .set_tool_key_set_url(S.tool_jwks_url)
+            .set_platform_private_key(S.private_pem)
+            .set_platform_public_key(S.public_pem)
+        )
+        with _tool_keyset_lock:
+            if _tool_keyset["value"]:
+                reg.set_tool_key_set(_tool_keyset["value"])
+        self._registration = reg
+
+    def get_registration_by_params(self, **kwargs: t.Any) -> Registration:
+        assert self._registration is not None
+        return self._registration
+
+    def remember_tool_keyset(self) -> None:
+        assert self._registration is not None
+        with _tool_keyset_lock:
+            _tool_keyset["value"] = self._registration.get_tool_key_set()
+
+    def forget_tool_keyset(self) -> None:
+        assert self._registration is not None
+        with _tool_keyset_lock:
+            _tool_keyset["value"] = None
+        self._registration.set_tool_key_set(None)  # type: ignore[arg-type]
+
+
+class FlaskOIDCLogin(OIDCLoginAbstract):
+    def set_lti_message_hint(self, **kwargs: t.Any) -> None:
+        self._lti_message_hint = kwargs["lti_message_hint"]
+
+    def get_redirect(self, url: str) -> Response:
+        return redirect(url, code=302)
+
+
+def auto_submit_form(action: str, fields: t.Dict[str, str], title: str) -> str:
+    """An HTML page that POSTs ``fields`` to ``action`` as soon as it loads.
+
+    (lti1p3platform's own template is rendered by a Jinja2 environment
+    without autoescape, so the tool-supplied redirect_uri would go into the
+    page unescaped; we render our own, escaped.)"""
+    inputs = "\n".join(
+        f'      <input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}" />'
+        for k, v in fields.items()
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+  <head><meta charset="utf-8" /><title>{html.escape(title)}</title></head>
+  <body>
+    <form method="POST" action="{html.escape(action)}" id="autoform">
+{inputs}
+      <noscript><button type="submit">Continue</button></noscript>
+    </form>
+    <script>document.getElementById("autoform").submit();</script>
+  </body>
+</html>
+"""
+
+
+class FlaskMessageLaunch(LTIAdvantageMessageLaunchAbstract):
+    """Launch for one pending login; claims are set in prepare_launch()."""
+
+    def __init__(self, lti_request: LtiRequest, conf: PlatformConf, pending: t.Dict[str, t.Any]):
+        super().__init__(lti_request, conf)
+        self._pending = pending
+
+    def prepare_launch(self, preflight_response: t.Dict[str, t.Any]) -> None:
+        p = self._pending
+        user = USERS[p["user"]]
+        omit: t.Set[str] = p["omit"]
+        roles = p["roles"] if p["roles"] is not None else user["roles"]
+        anonymous = p["user"] == "anonymous"
+        self.set_user_data(
+            user_id=user["sub"],
+            lis_roles=list(roles),
+            full_name=None if anonymous or "name" in omit else user["name"],
+            email_address=None if anonymous or "email" in omit else user["email"],
+        )
+        if not anonymous and "name" not in omit:
+            # the library's set_user_data has no given/family name
+            self.set_extra_claims(
+                {"given_name": user["given_name"], "family_name": user["family_name"]}
+            )
+        self.set_resource_link_claim(
+            RESOURCE_LINK["id"],
+            description=RESOURCE_LINK["description"],
+            title=RESOURCE_LINK["title"],
+        )
+        if "context" not in omit:
+            self.set_launch_context_claim(
+                CONTEXT["id"],
+                context_types=list(CONTEXT["type"]),
+                context_title=CONTEXT["title"],
+                context_label=CONTEXT["label"],
+            )
+        if "custom" not in omit:
+            self.set_custom_parameters_claim(dict(CUSTOM))
+        if "launch_presentation" not in omit:
+            self.set_launch_presentation_claim(
+                document_target="iframe", return_url=f"{S.base_url}/return"
+            )
+        ctx = CONTEXT["id"]
+        if "ags" not in omit:
+            # both URLs set: with lineitem alone the library mutates the scope
+            # list while iterating over it (drops every other scope)
+            self.set_ags(
+                lineitems_url=f"{S.base_url}/ags/{ctx}/lineitems",
+                lineitem_url=f"{S.base_url}/ags/{ctx}/lineitems/li-quiz-3/lineitem",
+            )
+        if "nrps" not in omit:
+            self.set_nrps(f"{S.base_url}/nrps/{ctx}/memberships")
+        self.set_extra_claims(
+            {
+                LTI + "tool_platform": {
+                    "guid": "interop-platform-" + str(S.port),
+                    "name": "lti1p3platform interop platform",
+                    "product_family_code": "lti1p3platform",
+                    "version": "0.1.8",
+                }
+            }
+        )
+
+    def generate_launch_request(self) -> t.Any:
+        data = super().generate_launch_request()
+        tamper = self._pending.get("tamper")
+        if tamper:
+            data = dict(data)
+            data["id_token"], data["state"] = apply_tamper(
+                tamper, data["id_token"], data["state"]
+            )
+        return data
+
+    def render_launch_form(self, launch_data: t.Dict[str, t.Any], **kwargs: t.Any) -> Response:
+        fields = {"id_token": launch_data["id_token"]}
+        if launch_data.get("state") is not None:
+            fields["state"] = launch_data["state"]
+        _record_expected(self._pending["user"], launch_data["id_token"])
+        body = auto_submit_form(launch_data["launch_url"], fields, "LTI launch")
+        return Response(body, status=200, mimetype="text/html")
+
+
+# --------------------------------------------------------------------------
+# Tampering: deliberately bad launches for rejection tests
+# --------------------------------------------------------------------------
+
+
+def _sign(claims: t.Dict[str, t.Any], header: t.Dict[str, t.Any], key: str = "") -> str:
+    return jwt.encode(claims, key or S.private_pem, algorithm="RS256", headers=header)
+
+
+def _claims_tamper(fn: t.Callable[[t.Dict[str, t.Any]], None]) -> t.Callable[..., str]:
+    def run(header: t.Dict[str, t.Any], claims: t.Dict[str, t.Any], token: str) -> str:
+        fn(claims)
+        return _sign(claims, header)
+
+    return run
+
+
+def _pop(*names: str) -> t.Callable[[t.Dict[str, t.Any]], None]:
+    def fn(c: t.Dict[str, t.Any]) -> None:
+        for n in names:
+            c.pop(n, None)
+
+    return fn
+
+
+def _set(name: str, value: t.Any) -> t.Callable[[t.Dict[str, t.Any]], None]:
+    def fn(c: t.Dict[str, t.Any]) -> None:
+        c[name] = value() if callable(value) else value
+
+    return fn
+
+
+def _no_resource_link_id(c: t.Dict[str, t.Any]) -> None:
+    c.get(LTI + "resource_link", {}).pop("id", None)
+
+
+def _aud_array(azp: t.Optional[str]) -> t.Callable[[t.Dict[str, t.Any]], None]:
+    def fn(c: t.Dict[str, t.Any]) -> None:
+        c["aud"] = [S.client_id, "some-other-client"]
+        if azp is None:
+            c.pop("azp", None)
+        else:
+            c["azp"] = azp
+
+    return fn
+
+
+def _times(iat: int, exp: int) -> t.Callable[[t.Dict[str, t.Any]], None]:
+    def fn(c: t.Dict[str, t.Any]) -> None:
+        now = int(time.time())
+        c["iat"], c["exp"] = now + iat, now + exp
+
+    return fn
+
+
+def _not_lti(c: t.Dict[str, t.Any]) -> None:
+    for k in list(c):
+        if k.startswith("https://purl.imsglobal.org/"):
+            del c[k]
+
+
+def _alg_none(header: t.Dict[str, t.Any], claims: t.Dict[str, t.Any], token: str) -> str:
+    h = dict(header, alg="none")
+    return f"{_b64url(json.dumps(h).encode())}.{_b64url(json.dumps(claims).encode())}."
+
+
+def _alg_hs256(header: t.Dict[str, t.Any], claims: t.Dict[str, t.Any], token: str) -> str:
+    # the classic key-confusion attack: HMAC keyed with the public key PEM
+    h = dict(header, alg="HS256")
+    signing_input = f"{_b64url(json.dumps(h).encode())}.{_b64url(json.dumps(claims).encode())}"
+    sig = hmac.new(S.public_pem.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64url(sig)}"
+
+
+def _bad_sig(header: t.Dict[str, t.Any], claims: t.Dict[str, t.Any], token: str) -> str:
+    head, body, sig = token.split(".")
+    raw = bytearray(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+    raw[len(raw) // 2] ^= 0x01
+    return f"{head}.{body}.{_b64url(bytes(raw))}"
+
+
+TokenTamper = t.Callable[[t.Dict[str, t.Any], t.Dict[str, t.Any], str], str]
+TAMPERS: t.Dict[str, TokenTamper] = {
+    # header / signature
+    "no_kid": lambda h, c, tok: _sign(c, {k: v for k, v in h.items() if k != "kid"}),
+    "unknown_kid": lambda h, c, tok: _sign(c, dict(h, kid="kid-nobody-has")),
+    "other_key": lambda h, c, tok: _sign(c, h, S.other_private_pem),
+    "bad_sig": _bad_sig,
+    "alg_none": _alg_none,
+    "alg_hs256": _alg_hs256,
+    "not_jwt": lambda h, c, tok: "this-is-not-a-jwt",
+    "not_lti": _claims_tamper(_not_lti),
+    # standard claims
+    "wrong_iss": _claims_tamper(_set("iss", "https://unknown-platform.example")),
+    "wrong_aud": _claims_tamper(_set("aud", "some-other-client")),
+    "aud_array": _claims_tamper(lambda c: _aud_array(azp=S.client_id)(c)),
+    "aud_array_no_azp": _claims_tamper(_aud_array(azp=None)),
+    "aud_array_wrong_azp": _claims_tamper(_aud_array(azp="some-other-client")),
+    "expired": _claims_tamper(_times(iat=-900, exp=-300)),
+    "iat_future": _claims_tamper(_times(iat=3600, exp=3900)),
+    "iat_past": _claims_tamper(_times(iat=-3600, exp=300)),
+    "no_sub": _claims_tamper(_pop("sub")),
+    "no_nonce": _claims_tamper(_pop("nonce")),
+    "wrong_nonce": _claims_tamper(_set("nonce", lambda: "nonce-" + secrets.token_hex(8))),
+    # LTI claims
+    "no_version": _claims_tamper(_pop(LTI + "version")),
+    "wrong_version": _claims_tamper(_set(LTI + "version", "1.2.0")),
+    "no_message_type": _claims_tamper(_pop(LTI + "message_type")),
+    "unknown_message_type": _claims_tamper(_set(LTI + "message_type", "LtiUnknownRequest")),
+    "no_deployment_id": _claims_tamper(_pop(LTI + "deployment_id")),
+    "unknown_deployment_id": _claims_tamper(_set(LTI + "deployment_id", "deployment-nobody-registered")),
+    "no_roles": _claims_tamper(_pop(LTI + "roles")),
+    "no_resource_link_id": _claims_tamper(_no_resource_link_id),
+    "wrong_target_link_uri": _claims_tamper(_set(LTI + "target_link_uri", "https://elsewhere.example/launch")),
+}
+STATE_TAMPERS = {"no_state", "wrong_state"}
+
+
+def apply_tamper(name: str, id_token: str, state: str) -> t.Tuple[str, t.Optional[str]]:
+    if name == "no_state":
+        return id_token, None
+    if name == "wrong_state":
+        return id_token, "state-" + secrets.token_hex(12)
+    header = jwt.get_unverified_header(id_token)
+    claims = jwt.decode(id_token, options={"verify_signature": False})
+    return TAMPERS[name](header, claims, id_token), state
+
+
+# --------------------------------------------------------------------------
+# State: pending logins, expected claims, used jtis
+# --------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_pending: t.Dict[str, t.Dict[str, t.Any]] = {}  # by lti_message_hint
+_expected: t.Dict[str, t.Dict[str, t.Any]] = {}  # by user
+_used_jti: t.Dict[str, float] = {}  # jti -> exp
+
+
+def _record_expected(user: str, id_token: str) -> None:
+    try:
+        claims = jwt.decode(id_token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        claims = {"_raw_id_token": id_token}
+    with _lock:
+        _expected[user] = claims
+
+
+def bad_request(check: str, description: str, status: int = 400, error: str = "invalid_request") -> Response:
+    resp = jsonify({"error": error, "check": check, "error_description": description})
+    resp.status_code = status
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+# --------------------------------------------------------------------------
+# Flask app
+# --------------------------------------------------------------------------
+
+app = Flask(__name__)
+
+
+@app.get("/health")
+def health() -> str:
+    return "ok"
+
+
+@app.get("/.well-known/jwks.json")
+@app.get("/jwks")
+def jwks() -> Response:
+    return jsonify(PlatformConf().get_jwks())
+
+
+@app.get("/.config")
+def config() -> Response:
+    return jsonify(
+        {
+            # the body of our tool's POST /admin/platforms
+            "issuer": S.issuer,
+            "clientId": S.client_id,
+            "name": "lti1p3platform interop platform",
+            "authLoginUrl": S.auth_url,
+            "authTokenUrl": S.token_url,
+            "keysetUrl": S.jwks_url,
+            "deploymentId": S.deployment_id,
+            # extra facts for tests
+            "toolLoginUrl": S.tool_login_url,
+            "redirectUris": S.redirect_uris,
+            "targetLinkUri": S.target_link_uri,
+            "toolJwksUrl": S.tool_jwks_url,
+        }
+    )
+
+
+@app.get("/.tampers")
+def tampers() -> Response:
+    return jsonify(sorted(set(TAMPERS) | STATE_TAMPERS))
+
+
+@app.get("/.expected")
+def expected_all() -> Response:
+    with _lock:
+        return jsonify(copy.deepcopy(_expected))
+
+
+@app.get("/.expected/<user>")
+def expected(user: str) -> Response:
+    with _lock:
+        claims = copy.deepcopy(_expected.get(user))
+    if claims is None:
+        return bad_request("user", f"no id_token sent for {user!r} yet", status=404, error="not_found")
+    return jsonify(claims)
+
+
+@app.get("/launch/start")
+def launch_start() -> Response:
+    user = request.args.get("user", "")
+    if user not in USERS:
+        return bad_request("user", "user must be one of " + ", ".join(USERS))
+    tamper = request.args.get("tamper") or None
+    if tamper and tamper not in TAMPERS and tamper not in STATE_TAMPERS:
+        return bad_request("tamper", f"unknown tamper {tamper!r}")
+    roles = None
+    if "roles" in request.args:
+        roles = [r for r in request.args["roles"].split(",") if r]
+    omit = {o for o in request.args.get("omit", "").split(",") if o}
+    method = request.args.get("method", "get").lower()
+
+    login_hint = f"lh-{user}-{secrets.token_urlsafe(12)}"
+    message_hint = f"mh-{secrets.token_urlsafe(18)}"
+    with _lock:
+        now = time.time()
+        for k in [k for k, v in _pending.items() if v["created"] + HINT_TTL < now]:
+            del _pending[k]
+        _pending[message_hint] = {
+            "user": user,
+            "login_hint": login_hint,
+            "roles": roles,
+            "omit": omit,
+            "tamper": tamper,
+            "created": now,
+            "used": False,
+        }
+
+    login = FlaskOIDCLogin(FlaskLtiRequest(request), PlatformConf())
+    login.set_lti_message_hint(lti_message_hint=message_hint)
+    if method == "post":
+        url = login.prepare_preflight_url(login_hint)
+        parts = urlsplit(url)
+        action = parts._replace(query="").geturl()
+        body = auto_submit_form(action, dict(parse_qsl(parts.query)), "LTI login")
+        return Response(body, status=200, mimetype="text/html")
+    return login.initiate_login(login_hint)
+
+
+def _auth_checks(params: t.Dict[str, str]) -> t.Optional[Response]:
+    """The checks lti1p3platform skips (it only asserts nonce, state,
+    redirect_uri present and client_id equal)."""
+    scope = params.get("scope", "")
+    if "openid" not in scope.split():
+        return bad_request("scope", f"scope must contain openid, got {scope!r}", error="invalid_scope")
+    if params.get("response_type") != "id_token":
+        return bad_request("response_type", "response_type must be id_token", error="unsupported_response_type")
+    if params.get("response_mode") != "form_post":
+        return bad_request("response_mode", "response_mode must be form_post")
+    if params.get("prompt") != "none":
+        return bad_request("prompt", "prompt must be none")
+    if params.get("client_id") != S.client_id:
+        return bad_request("client_id", "client_id is not the registered one", error="unauthorized_client")
+    if params.get("redirect_uri") not in S.redirect_uris:
+        return bad_request("redirect_uri", "redirect_uri is not registered for this tool")
+    if not params.get("nonce"):
+        return bad_request("nonce", "nonce is required")
+    if not params.get("state"):
+        return bad_request("state", "state is required")
+    return None
+
+
+@app.route("/auth", methods=["GET", "POST"])
+def auth() -> Response:
+    lti_request = FlaskLtiRequest(request)
+    params = dict(lti_request.get_data or lti_request.form_data)
+    failed = _auth_checks(params)
+    if failed is not None:
+        return failed
+    message_hint = params.get("lti_message_hint", "")
+    with _lock:
+        pending = _pending.get(message_hint)
+        if pending is None:
+            return bad_request("lti_message_hint", "lti_message_hint is not one this platform sent (or it expired)")
+        if pending["used"]:
+            return bad_request("lti_message_hint", "lti_message_hint was already used")
+        if pending["created"] + HINT_TTL < time.time():
+            return bad_request("lti_message_hint", "lti_message_hint expired")
+        if params.get("login_hint") != pending["login_hint"]:
+            return bad_request("login_hint", "login_hint does not match the one sent with this lti_message_hint")
+        pending["used"] = True
+        pending = dict(pending)
+
+    launch = FlaskMessageLaunch(lti_request, PlatformConf(), pending)
+    try:
+        return launch.lti_launch()
+    except PreflightRequestValidationException:
+        return bad_request("preflight", "lti1p3platform rejected the authentication request")
+
+
+def _token_error(check: str, description: str, error: str = "invalid_client", status: int = 401) -> Response:
+    return bad_request(check, description, status=status, error=error)
+
+
+@app.post("/token")
+def token() -> Response:
+    form = request.form.to_dict()
+    for field in ("grant_type", "client_assertion_type", "client_assertion", "scope"):
+        if not form.get(field):
+            return _token_error(field, f"{field} is required", "invalid_request", 400)
+    if form["grant_type"] != "client_credentials":
+        return _token_error("grant_type", "only client_credentials is supported", "unsupported_grant_type", 400)
+    if form["client_assertion_type"] != JWT_BEARER:
+        return _token_error("client_assertion_type", "client_assertion_type must be jwt-bearer", "invalid_request", 400)
+    assertion = form["client_assertion"]
+
+    conf = PlatformConf()
+    conf.get_registration()
+    # 1. the library: kid+alg present, key found in the tool JWKS, RS256
+    #    signature (and exp, but only when present). It skips aud.
+    claims: t.Optional[t.Dict[str, t.Any]] = None
+    for attempt in range(2):
+        try:
+            claims = conf.tool_validate_and_decode(assertion)
+            conf.remember_tool_keyset()
+            break
+        except LtiException as exc:
+            # the library caches the tool JWKS forever: refetch once on a miss
+            if "Unable to find public key" in str(exc) and attempt == 0:
+                conf.forget_tool_keyset()
+                continue
+            return _token_error("assertion", f"client assertion rejected: {exc}")
+        except jwt.InvalidTokenError as exc:
+            return _token_error("assertion", f"client assertion rejected: {exc}")
+    assert claims is not None
+
+    # 2. hardening
+    now = time.time()
+    if claims.get("iss") != S.client_id or claims.get("sub") != S.client_id:
+        return _token_error("iss_sub", "assertion iss and sub must both be the client_id")
+    aud = claims.get("aud")
+    auds = aud if isinstance(aud, list) else [aud]
+    if S.token_url not in auds:
+        return _token_error("aud", f"assertion aud must be the token URL {S.token_url}")
+    exp = claims.get("exp")
+    if not isinstance(exp, (int, float)):
+        return _token_error("exp", "assertion exp is required")
+    if exp + CLOCK_LEEWAY < now:
+        return _token_error("exp", "assertion expired")
+    if exp > now + MAX_ASSERTION_LIFETIME + CLOCK_LEEWAY:
+        return _token_error("exp", "assertion lifetime too long")
+    iat = claims.get("iat")
+    if iat is not None and (not isinstance(iat, (int, float)) or iat > now + CLOCK_LEEWAY):
+        return _token_error("iat", "assertion iat is in the future")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti:
+        return _token_error("jti", "assertion jti is required")
+    with _lock:
+        for k in [k for k, v in _used_jti.items() if v + CLOCK_LEEWAY < now]:
+            del _used_jti[k]
+        if jti in _used_jti:
+            return _token_error("jti", "assertion jti was already used (replay)")
+        _used_jti[jti] = float(exp)
+
+    # 3. the library issues the access token (filters scopes, signs it)
+    try:
+        result = conf.get_access_token(form)
+    except (MissingRequiredClaim, UnsupportedGrantType, LtiException, jwt.InvalidTokenError) as exc:
+        return _token_error("assertion", f"rejected by lti1p3platform: {exc}")
+    if not result.get("scope"):
+        return _token_error("scope", "none of the requested scopes is offered", "invalid_scope", 400)
+    resp = jsonify(result)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@app.get("/return")
+def launch_return() -> Response:
+    return jsonify({"returned": True, "params": request.args.to_dict()})
+
+
+def main(argv: t.Optional[t.List[str]] = None) -> None:
+    global S
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--tool-base-url", required=True, help="e.g. http://127.0.0.1:3000")
+    ap.add_argument("--issuer", help="default: this server's base URL")
+    ap.add_argument("--client-id", default="interop-client-1")
+    ap.add_argument("--deployment-id", default="interop-deployment-1")
+    ap.add_argument("--tool-login-url", help="default {tool}/lti/login")
+    ap.add_argument("--tool-launch-url", help="registered redirect_uri, default {tool}/lti/launch")
+    ap.add_argument("--extra-redirect-uri", action="append", help="another registered redirect_uri")
+    ap.add_argument("--target-link-uri", help="default: the tool launch URL")
+    ap.add_argument("--tool-jwks-url", help="default {tool}/.well-known/jwks.json")
+    S = Settings(ap.parse_args(argv))
+    server = make_server("127.0.0.1", S.port, app, threaded=True)
+    print(f"platform_server ready on {S.base_url} (tool {S.tool_base_url})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

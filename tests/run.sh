@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs every test of lti-lambda. This is the README's test command and what CI runs.
+#
+#   tests/run.sh
+#
+# It installs what it needs into .tools/ (gitignored, reused between runs), starts
+# and stops its own servers on 127.0.0.1, and needs no AWS account and no Docker.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export CARGO_TERM_COLOR=never
+START=$SECONDS
+STEPS=()
+section() { printf '\n=== %s (%ss) ===\n' "$*" "$((SECONDS - START))"; }
+done_step() { STEPS+=("$1: ok"); }
+
+TMP="$(mktemp -d)"
+cleanup() {
+  # Each server runs in its own process group (setsid): stop the whole group, so
+  # `cargo run` and the binary it started both go.
+  for f in "$TMP"/*.pid; do
+    [ -e "$f" ] && kill -TERM -- "-$(cat "$f")" 2>/dev/null || true
+  done
+  sleep 0.5
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Starts "$@" in the background, logging to $TMP/$name.log, and waits until the log
+# shows "listening on URL"; prints the URL.
+start_server() {
+  local name=$1; shift
+  setsid "$@" >"$TMP/$name.log" 2>&1 &
+  local pid=$! url=""
+  echo "$pid" >"$TMP/$name.pid"
+  for _ in $(seq 1 600); do
+    url="$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$TMP/$name.log" | head -n1)"
+    [ -n "$url" ] && { echo "$url"; return 0; }
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "$name did not start; its log:" >&2
+  cat "$TMP/$name.log" >&2
+  return 1
+}
+
+section "format: cargo fmt --check"
+cargo fmt --all -- --check
+done_step "format"
+
+section "lint: cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+done_step "clippy"
+
+section "unit, contract, handler and flow tests (benchmarks run once as tests)"
+cargo test --workspace --all-targets --locked
+done_step "cargo test"
+
+section "the README's run command: cargo run -p lti-dev, then a scripted demo launch"
+ADMIN_TOKEN="run-sh-admin-token-$(date +%s)-0123456789abcdef"
+DEV_URL="$(LTI_ADMIN_TOKEN="$ADMIN_TOKEN" start_server dev \
+  cargo run --locked -q -p lti-dev -- --port "$(free_port)" --data-dir "$TMP/dev-data")"
+echo "dev server at $DEV_URL"
+LTI_DEV_URL="$DEV_URL" cargo test --locked -q -p lti-dev --test readme_run -- --ignored
+done_step "README run command"
+
+section "interoperability: independent platform (lti1p3platform) and tool (pylti1p3)"
+LTI_DEV_URL="$DEV_URL" LTI_DEV_ADMIN_TOKEN="$ADMIN_TOKEN" tests/interop/run.sh
+done_step "interop"
+
+section "template: cfn-lint, sam validate --lint"
+tests/template-check.sh
+done_step "template"
+
+section "summary ($((SECONDS - START))s)"
+printf '%s\n' "${STEPS[@]}"
