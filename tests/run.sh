@@ -58,6 +58,33 @@ section "unit, contract, handler and flow tests (benchmarks run once as tests)"
 cargo test --workspace --all-targets --locked
 done_step "cargo test"
 
+section "tools: moto and cargo-lambda into .tools/venv"
+VENV="$ROOT/.tools/venv"
+STAMP="$VENV/.requirements.sha256"
+want="$(sha256sum tests/aws-requirements.txt | cut -d' ' -f1)"
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/aws-requirements.txt
+  echo "$want" >"$STAMP"
+fi
+export PATH="$VENV/bin:$PATH"
+
+section "AWS adapters on moto: contract suites, KMS signer, functions from events/, call budget, replay race"
+MOTO_PORT="$(free_port)"
+setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$TMP/moto.log" 2>&1 &
+echo "$!" >"$TMP/moto.pid"
+for _ in $(seq 1 100); do
+  python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+    "http://127.0.0.1:$MOTO_PORT/moto-api/" 2>/dev/null && break
+  sleep 0.2
+done
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION=us-east-1 \
+  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
+cargo test --locked -p lti-aws -- --ignored --nocapture 2>&1 | tee "$TMP/aws-tests.log"
+echo "--- measured:"
+grep -E '^AWS calls' "$TMP/aws-tests.log"
+done_step "AWS adapters on moto"
+
 section "the README's run command: cargo run -p lti-dev, then a scripted demo launch"
 ADMIN_TOKEN="run-sh-admin-token-$(date +%s)-0123456789abcdef"
 DEV_URL="$(LTI_ADMIN_TOKEN="$ADMIN_TOKEN" start_server dev \

@@ -11,7 +11,7 @@ pub async fn sign_jwt<C: Serialize + ?Sized>(
     signer: &dyn Signer,
     claims: &C,
 ) -> Result<String, SignerError> {
-    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": signer.key_id()});
+    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": signer.key_id().await?});
     let mut token = encode_part(&header)?;
     token.push('.');
     token.push_str(&encode_part(claims)?);

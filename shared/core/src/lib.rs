@@ -19,6 +19,7 @@ pub mod launch;
 pub mod login;
 pub mod memory;
 pub mod platform;
+pub mod platform_cache;
 pub mod random;
 pub mod signer;
 pub mod state;

@@ -100,7 +100,8 @@ impl Problem for SignerError {
 #[async_trait]
 pub trait Signer: Send + Sync {
     /// The `kid` of the active key, put in the header of every JWT the tool signs.
-    fn key_id(&self) -> &str;
+    /// (Async because a KMS key's id is learnt from its public key, once.)
+    async fn key_id(&self) -> Result<String, SignerError>;
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
     /// The active key and every previous key still to be published.
@@ -218,8 +219,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 #[async_trait]
 impl Signer for LocalRsaSigner {
-    fn key_id(&self) -> &str {
-        &self.public.kid
+    async fn key_id(&self) -> Result<String, SignerError> {
+        Ok(self.public.kid.clone())
     }
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         self.sign_now(message)

@@ -1,0 +1,39 @@
+//! The DynamoDB adapters pass the same contract suites as the in-memory ones.
+
+mod common;
+
+use lti_aws::dynamo::DynamoStore;
+use lti_core::contract::{launch_store_contract, platform_store_contract};
+use std::sync::Arc;
+
+#[tokio::test]
+#[ignore = "needs a moto server: tests/run.sh starts one"]
+async fn the_dynamodb_platform_store_meets_the_contract() {
+    let clients = common::moto(None).await;
+    let table = common::fresh_table(&clients).await;
+    platform_store_contract(&DynamoStore::new(clients.dynamodb.clone(), table)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs a moto server: tests/run.sh starts one"]
+async fn the_dynamodb_launch_store_meets_the_contract() {
+    let clients = common::moto(None).await;
+    let table = common::fresh_table(&clients).await;
+    let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), table));
+    launch_store_contract(store.clone(), store.as_ref()).await;
+}
+
+#[tokio::test]
+#[ignore = "needs a moto server: tests/run.sh starts one"]
+async fn keys_with_separators_cannot_collide() {
+    use lti_core::platform::PlatformStore;
+    let clients = common::moto(None).await;
+    let table = common::fresh_table(&clients).await;
+    let store = DynamoStore::new(clients.dynamodb.clone(), table);
+    let a = lti_core::contract::sample_platform("https://x#y", "c", 1);
+    let b = lti_core::contract::sample_platform("https://x", "y#c", 1);
+    store.save_platform(a.clone()).await.expect("save a");
+    store.save_platform(b.clone()).await.expect("save b");
+    assert_eq!(store.platform("https://x#y", "c").await.expect("read").map(|p| p.issuer), Some(a.issuer));
+    assert_eq!(store.platform("https://x", "y#c").await.expect("read").map(|p| p.client_id), Some(b.client_id));
+}

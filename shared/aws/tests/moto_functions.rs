@@ -1,0 +1,311 @@
+//! The four functions as Lambda runs them — built by the same code as the binaries,
+//! fed the API Gateway events in `events/` — on DynamoDB and KMS served by moto.
+
+mod common;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use lti_aws::calls::CallCounter;
+use lti_aws::dynamo::DynamoStore;
+use lti_aws::functions::{self, Clients};
+use lti_aws::lambda::{from_http, to_http};
+use lti_core::clock::{Clock, SystemClock};
+use lti_core::platform::{Deployment, PlatformStore};
+use lti_core::signer::LocalRsaSigner;
+use lti_core::user::UserStore;
+use lti_http::HttpResponse;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const ISS: &str = "https://lms.example.edu";
+const CLIENT: &str = "tool-client-1";
+const TOOL: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
+const ADMIN: &str = "local-admin-token-0123456789abcdef0123456789abcdef";
+
+struct Stack {
+    clients: Clients,
+    counter: CallCounter,
+    store: DynamoStore,
+    vars: Vec<(String, String)>,
+    platform_key: Arc<LocalRsaSigner>,
+}
+
+/// Serves `keys` as a JWKS on 127.0.0.1; returns its URL.
+async fn serve_jwks(keys: Value) -> String {
+    let app = axum::Router::new().fallback(move || {
+        let body = keys.to_string();
+        async move { ([("content-type", "application/json")], body) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
+async fn stack() -> Stack {
+    let counter = CallCounter::default();
+    let clients = common::moto(Some(counter.clone())).await;
+    let table = common::fresh_table(&clients).await;
+    let (key, _) = common::fresh_key(&clients).await;
+    let platform_key = Arc::new(LocalRsaSigner::generate().expect("key"));
+    let jwks_url = serve_jwks(json!({"keys": [platform_key.public_jwk()]})).await;
+    let store = DynamoStore::new(clients.dynamodb.clone(), table.clone());
+    let mut platform = lti_core::contract::sample_platform(ISS, CLIENT, SystemClock.now());
+    platform.keyset_url = jwks_url;
+    store.save_platform(platform).await.expect("platform");
+    store
+        .save_deployment(Deployment {
+            issuer: ISS.into(),
+            client_id: CLIENT.into(),
+            deployment_id: "1".into(),
+            created_at: SystemClock.now(),
+        })
+        .await
+        .expect("deployment");
+    counter.take();
+    let vars = [
+        ("LTI_BASE_URL", TOOL),
+        ("LTI_APP_LANDING_URL", "https://app.example/landing"),
+        ("LTI_TABLE_NAME", table.as_str()),
+        ("LTI_KMS_KEY_ID", key.as_str()),
+        ("LTI_ADMIN_TOKEN", ADMIN),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Stack {
+        clients,
+        counter,
+        store,
+        vars,
+        platform_key,
+    }
+}
+
+impl Stack {
+    fn var(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        move |name| {
+            self.vars
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+}
+
+fn event(name: &str) -> lambda_http::Request {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("event file");
+    lambda_http::request::from_str(&text).expect("a valid API Gateway v2 event")
+}
+
+fn json_of(response: &HttpResponse) -> Value {
+    serde_json::from_slice(response.body()).unwrap_or(Value::Null)
+}
+
+fn code_of(response: &HttpResponse) -> String {
+    let text = String::from_utf8_lossy(response.body()).to_string();
+    if let Some(code) = json_of(response)["error"]["code"].as_str() {
+        return code.to_string();
+    }
+    let marker = "Error <code>";
+    text.find(marker)
+        .map(|i| text[i + marker.len()..].split('<').next().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+/// The login function answers `event`; returns (response, state, nonce).
+async fn login(stack: &Stack, handler: &lti_http::handlers::LoginHandler) -> (HttpResponse, String, String) {
+    let response = handler.handle(to_http(event("login-get.json"))).await;
+    assert_eq!(response.status(), 302, "{}", String::from_utf8_lossy(response.body()));
+    let location = url::Url::parse(response.headers()["location"].to_str().expect("ascii")).expect("url");
+    let q: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    let _ = stack;
+    (response, q["state"].clone(), q["nonce"].clone())
+}
+
+fn id_token(stack: &Stack, nonce: &str) -> String {
+    let now = SystemClock.now();
+    let lti = "https://purl.imsglobal.org/spec/lti/claim/";
+    let claims = json!({
+        "iss": ISS, "aud": CLIENT, "sub": "user-42", "iat": now, "exp": now + 300, "nonce": nonce,
+        "name": "Ada Lovelace", "email": "ada@example.edu",
+        format!("{lti}message_type"): "LtiResourceLinkRequest",
+        format!("{lti}version"): "1.3.0",
+        format!("{lti}deployment_id"): "1",
+        format!("{lti}target_link_uri"): format!("{TOOL}/lti/launch"),
+        format!("{lti}resource_link"): {"id": "rl-1"},
+        format!("{lti}roles"): ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+    });
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": stack.platform_key.public_jwk().kid});
+    let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let input = format!("{}.{}", part(&header), part(&claims));
+    let signature = stack.platform_key.sign_now(input.as_bytes()).expect("sign");
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// The launch event of `events/launch-post.json`, with a real id_token and state.
+fn launch_event(token: &str, state: &str) -> lambda_http::Request {
+    let path = format!("{}/../../events/launch-post.json", env!("CARGO_MANIFEST_DIR"));
+    let mut raw: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("json");
+    raw["body"] = json!(serde_urlencoded::to_string([("id_token", token), ("state", state)]).expect("form"));
+    raw["isBase64Encoded"] = json!(false);
+    raw["cookies"] = json!([format!("lti-state-{state}={state}")]);
+    lambda_http::request::from_str(&raw.to_string()).expect("event")
+}
+
+#[tokio::test]
+#[ignore = "needs a moto server: tests/run.sh starts one"]
+async fn every_event_file_is_answered_by_its_function() {
+    let stack = stack().await;
+    let var = stack.var();
+    let login = match functions::login(&stack.clients, &var) {
+        functions::Function::Ready(h) => h,
+        functions::Function::NotConfigured(e) => panic!("{e}"),
+    };
+    let jwks = functions::jwks(&stack.clients, &var);
+    let services = functions::services(&stack.clients, &var);
+    let launch = functions::launch(&stack.clients, &var);
+
+    for name in ["login-get.json", "login-post.json"] {
+        let response = login.handle(to_http(event(name))).await;
+        assert_eq!(response.status(), 302, "{name}");
+        assert!(response.headers()["location"].to_str().expect("ascii").starts_with("https://lms.example.edu/auth?"));
+    }
+    for name in ["jwks-get.json", "lti-jwks-get.json"] {
+        let response = jwks.serve(to_http(event(name)), |h, r| h.handle(r)).await;
+        assert_eq!(response.status(), 200, "{name}");
+        assert_eq!(json_of(&response)["keys"][0]["alg"], "RS256");
+    }
+    // The sample launch event carries a placeholder token: refused, with a code.
+    let response = launch.serve(to_http(event("launch-post.json")), |h, r| h.handle(r)).await;
+    assert!(response.status().is_client_error(), "{} {}", response.status(), String::from_utf8_lossy(response.body()));
+    assert_eq!(code_of(&response), "LTI_KID_UNKNOWN", "the sample token's kid is not the platform's");
+
+    let response = services.serve(to_http(event("config-get.json")), |h, r| h.handle(r)).await;
+    assert_eq!(json_of(&response)["loginUrl"], format!("{TOOL}/lti/login"));
+    let response = services
+        .serve(to_http(event("admin-platforms-post.json")), |h, r| h.handle(r))
+        .await;
+    // (After this the platform's keyset URL is the event's example URL: no launches.)
+    assert_eq!(response.status(), 200, "the platform exists already: updated");
+    let response = services
+        .serve(to_http(event("admin-platforms-get.json")), |h, r| h.handle(r))
+        .await;
+    assert_eq!(json_of(&response)["platforms"][0]["issuer"], ISS);
+    // The responses convert back to what lambda_http sends.
+    let lambda_response = from_http(login.handle(to_http(event("login-get.json"))).await);
+    assert_eq!(lambda_response.status(), 302);
+}
+
+#[tokio::test]
+#[ignore = "needs a moto server: tests/run.sh starts one"]
+async fn an_unconfigured_function_answers_503_naming_the_missing_variable() {
+    let clients = common::moto(None).await;
+    let none = |_: &str| None;
+    let login = functions::login(&clients, &none);
+    let response = login.serve(to_http(event("login-get.json")), |h, r| h.handle(r)).await;
+    assert_eq!(response.status(), 503);
+    assert!(String::from_utf8_lossy(response.body()).contains("LTI_BASE_URL"));
+    let only_base = |name: &str| match name {
+        "LTI_BASE_URL" => Some(TOOL.to_string()),
+        "LTI_APP_LANDING_URL" => Some("https://app.example".to_string()),
+        _ => None,
+    };
+    let launch = functions::launch(&clients, &only_base);
+    let response = launch.serve(to_http(event("launch-post.json")), |h, r| h.handle(r)).await;
+    assert_eq!(response.status(), 503);
+    assert!(String::from_utf8_lossy(response.body()).contains("LTI_TABLE_NAME"));
+    let jwks = functions::jwks(&clients, &none);
+    let response = jwks.serve(to_http(event("jwks-get.json")), |h, r| h.handle(r)).await;
+    assert!(String::from_utf8_lossy(response.body()).contains("LTI_KMS_KEY_ID"));
+}
+
+#[tokio::test]
+#[ignore = "needs a moto server: tests/run.sh starts one"]
+async fn a_warm_login_makes_one_write_and_a_warm_launch_two_aws_calls() {
+    let stack = stack().await;
+    let var = stack.var();
+    let functions::Function::Ready(login_fn) = functions::login(&stack.clients, &var) else {
+        panic!("login configured")
+    };
+    let functions::Function::Ready(launch_fn) = functions::launch(&stack.clients, &var) else {
+        panic!("launch configured")
+    };
+    let functions::Function::Ready(jwks_fn) = functions::jwks(&stack.clients, &var) else {
+        panic!("jwks configured")
+    };
+
+    // Cold: each function reads what it caches (platform, deployment, public key).
+    let (_, state, nonce) = login(&stack, &login_fn).await;
+    let cold_login = stack.counter.take();
+    let response = launch_fn.handle(to_http(launch_event(&id_token(&stack, &nonce), &state))).await;
+    assert_eq!(response.status(), 200, "{}", String::from_utf8_lossy(response.body()));
+    let cold_launch = stack.counter.take();
+    jwks_fn.handle(to_http(event("jwks-get.json"))).await;
+    let cold_jwks = stack.counter.take();
+
+    // Warm.
+    let (_, state, nonce) = login(&stack, &login_fn).await;
+    let warm_login = stack.counter.take();
+    let token = id_token(&stack, &nonce);
+    let response = launch_fn.handle(to_http(launch_event(&token, &state))).await;
+    assert_eq!(response.status(), 200);
+    let warm_launch = stack.counter.take();
+    let response = jwks_fn.handle(to_http(event("jwks-get.json"))).await;
+    assert_eq!(response.status(), 200);
+    let warm_jwks = stack.counter.take();
+
+    println!("AWS calls per login: cold {cold_login:?}, warm {warm_login:?}");
+    println!("AWS calls per launch: cold {cold_launch:?}, warm {warm_launch:?}");
+    println!("AWS calls per JWKS request: cold {cold_jwks:?}, warm {warm_jwks:?}");
+    assert_eq!(warm_login, vec!["dynamodb:PutItem"], "login: one DynamoDB write");
+    assert_eq!(
+        warm_launch,
+        vec!["dynamodb:TransactWriteItems", "kms:Sign"],
+        "launch: one DynamoDB transaction (state + user) and one KMS signature"
+    );
+    assert!(warm_jwks.is_empty(), "JWKS: no call when warm");
+
+    // The state is consumed and the user exists.
+    let stored = stack.store.stored_state(&state, SystemClock.now()).await.expect("read").expect("kept until expiry");
+    assert!(stored.consumed_at.is_some());
+    let user = stack.store.user(ISS, "user-42").await.expect("read").expect("provisioned");
+    assert_eq!(user.email.as_deref(), Some("ada@example.edu"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs a moto server: tests/run.sh starts one"]
+async fn fifty_concurrent_replays_of_one_launch_succeed_exactly_once() {
+    let stack = stack().await;
+    let var = stack.var();
+    let functions::Function::Ready(login_fn) = functions::login(&stack.clients, &var) else {
+        panic!("login configured")
+    };
+    let functions::Function::Ready(launch_fn) = functions::launch(&stack.clients, &var) else {
+        panic!("launch configured")
+    };
+    let (_, state, nonce) = login(&stack, &login_fn).await;
+    let token = id_token(&stack, &nonce);
+    let launch_fn = Arc::new(launch_fn);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let launch_fn = launch_fn.clone();
+        let request = to_http(launch_event(&token, &state));
+        tasks.push(tokio::spawn(async move { launch_fn.handle(request).await }));
+    }
+    let mut ok = 0;
+    let mut replays = 0;
+    let mut other = Vec::new();
+    for task in tasks {
+        let response = task.await.expect("task");
+        match (response.status().as_u16(), code_of(&response).as_str()) {
+            (200, _) => ok += 1,
+            (409, "LTI_NONCE_REPLAYED") => replays += 1,
+            (status, code) => other.push(format!("{status} {code}")),
+        }
+    }
+    assert_eq!((ok, replays, other), (1, 49, Vec::<String>::new()));
+}

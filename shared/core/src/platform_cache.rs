@@ -1,0 +1,193 @@
+//! A read-through cache in front of a [`PlatformStore`], so a warm function does not
+//! read the registration and the deployment from the store on every launch.
+//!
+//! Only hits are cached, for a short time ([`DEFAULT_TTL`]): a newly registered
+//! platform or deployment works at once, and a changed registration is picked up by
+//! every instance within the TTL. Writes go straight through and refresh the cache.
+
+use crate::clock::Clock;
+use crate::error::StoreError;
+use crate::platform::{Deployment, Platform, PlatformStore};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How long a cached registration or deployment is trusted, seconds.
+pub const DEFAULT_TTL: i64 = 60;
+
+type PlatformKey = (String, String);
+type DeploymentKey = (String, String, String);
+
+#[derive(Default)]
+struct Entries {
+    platforms: HashMap<PlatformKey, (Platform, i64)>,
+    deployments: HashMap<DeploymentKey, (Deployment, i64)>,
+}
+
+/// Caches [`PlatformStore::platform`] and [`PlatformStore::deployment`] hits.
+pub struct CachedPlatformStore {
+    inner: Arc<dyn PlatformStore>,
+    clock: Arc<dyn Clock>,
+    ttl: i64,
+    entries: Mutex<Entries>,
+}
+
+impl CachedPlatformStore {
+    /// A cache with [`DEFAULT_TTL`] in front of `inner`.
+    pub fn new(inner: Arc<dyn PlatformStore>, clock: Arc<dyn Clock>) -> Self {
+        Self::with_ttl(inner, clock, DEFAULT_TTL)
+    }
+
+    /// A cache with its own TTL (seconds).
+    pub fn with_ttl(inner: Arc<dyn PlatformStore>, clock: Arc<dyn Clock>, ttl: i64) -> Self {
+        Self {
+            inner,
+            clock,
+            ttl,
+            entries: Mutex::new(Entries::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl PlatformStore for CachedPlatformStore {
+    async fn platforms_by_issuer(&self, issuer: &str) -> Result<Vec<Platform>, StoreError> {
+        self.inner.platforms_by_issuer(issuer).await
+    }
+
+    async fn platform(
+        &self,
+        issuer: &str,
+        client_id: &str,
+    ) -> Result<Option<Platform>, StoreError> {
+        let key = (issuer.to_string(), client_id.to_string());
+        let now = self.clock.now();
+        if let Some((platform, until)) = self.lock().platforms.get(&key) {
+            if *until > now {
+                return Ok(Some(platform.clone()));
+            }
+        }
+        let found = self.inner.platform(issuer, client_id).await?;
+        let mut entries = self.lock();
+        match &found {
+            Some(p) => {
+                entries.platforms.insert(key, (p.clone(), now + self.ttl));
+            }
+            None => {
+                entries.platforms.remove(&key);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn save_platform(&self, platform: Platform) -> Result<Platform, StoreError> {
+        let saved = self.inner.save_platform(platform).await?;
+        let key = (saved.issuer.clone(), saved.client_id.clone());
+        let until = self.clock.now() + self.ttl;
+        self.lock().platforms.insert(key, (saved.clone(), until));
+        Ok(saved)
+    }
+
+    async fn list_platforms(&self) -> Result<Vec<Platform>, StoreError> {
+        self.inner.list_platforms().await
+    }
+
+    async fn deployment(
+        &self,
+        issuer: &str,
+        client_id: &str,
+        deployment_id: &str,
+    ) -> Result<Option<Deployment>, StoreError> {
+        let key = (
+            issuer.to_string(),
+            client_id.to_string(),
+            deployment_id.to_string(),
+        );
+        let now = self.clock.now();
+        if let Some((deployment, until)) = self.lock().deployments.get(&key) {
+            if *until > now {
+                return Ok(Some(deployment.clone()));
+            }
+        }
+        let found = self
+            .inner
+            .deployment(issuer, client_id, deployment_id)
+            .await?;
+        if let Some(d) = &found {
+            self.lock().deployments.insert(key, (d.clone(), now + self.ttl));
+        }
+        Ok(found)
+    }
+
+    async fn save_deployment(&self, deployment: Deployment) -> Result<(), StoreError> {
+        self.inner.save_deployment(deployment).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::memory::MemoryStore;
+
+    /// Counts reads that reach the store.
+    struct Counting {
+        inner: MemoryStore,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl PlatformStore for Counting {
+        async fn platforms_by_issuer(&self, issuer: &str) -> Result<Vec<Platform>, StoreError> {
+            self.inner.platforms_by_issuer(issuer).await
+        }
+        async fn platform(&self, i: &str, c: &str) -> Result<Option<Platform>, StoreError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.platform(i, c).await
+        }
+        async fn save_platform(&self, p: Platform) -> Result<Platform, StoreError> {
+            self.inner.save_platform(p).await
+        }
+        async fn list_platforms(&self) -> Result<Vec<Platform>, StoreError> {
+            self.inner.list_platforms().await
+        }
+        async fn deployment(&self, i: &str, c: &str, d: &str) -> Result<Option<Deployment>, StoreError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.deployment(i, c, d).await
+        }
+        async fn save_deployment(&self, d: Deployment) -> Result<(), StoreError> {
+            self.inner.save_deployment(d).await
+        }
+    }
+
+    #[tokio::test]
+    async fn hits_are_served_from_memory_until_the_ttl_and_misses_always_reach_the_store() {
+        let counting = Arc::new(Counting {
+            inner: MemoryStore::new(),
+            reads: Default::default(),
+        });
+        let clock = Arc::new(FixedClock::at(1000));
+        let cache = CachedPlatformStore::new(counting.clone(), clock.clone());
+        let reads = || counting.reads.load(std::sync::atomic::Ordering::SeqCst);
+
+        assert!(cache.platform("i", "c").await.expect("read").is_none());
+        assert!(cache.platform("i", "c").await.expect("read").is_none());
+        assert_eq!(reads(), 2, "misses are not cached");
+
+        counting
+            .inner
+            .save_platform(crate::contract::sample_platform("i", "c", 0))
+            .await
+            .expect("save");
+        assert!(cache.platform("i", "c").await.expect("read").is_some(), "new platform at once");
+        cache.platform("i", "c").await.expect("read");
+        assert_eq!(reads(), 3, "the hit is cached");
+        clock.advance(DEFAULT_TTL);
+        cache.platform("i", "c").await.expect("read");
+        assert_eq!(reads(), 4, "expired entries are read again");
+    }
+}
