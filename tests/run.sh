@@ -85,6 +85,47 @@ echo "--- measured:"
 grep -E '^AWS calls' "$TMP/aws-tests.log"
 done_step "AWS adapters on moto"
 
+section "the Lambda binaries under cargo lambda watch, on moto: a full launch"
+E2E_TABLE="lti-e2e-$(date +%s)"
+E2E_KEY="$(cargo run --locked -q -p lti-aws --example provision -- "$E2E_TABLE" "alias/$E2E_TABLE")"
+E2E_ADMIN="e2e-admin-token-$(date +%s)-0123456789abcdef"
+GATEWAY_PORT="$(free_port)"
+LAMBDA_PORT="$(free_port)"
+cat >"$TMP/lambda.env" <<ENV
+LTI_BASE_URL=http://127.0.0.1:$GATEWAY_PORT
+LTI_APP_LANDING_URL=http://127.0.0.1:$GATEWAY_PORT/app
+LTI_TABLE_NAME=$E2E_TABLE
+LTI_KMS_KEY_ID=$E2E_KEY
+LTI_ADMIN_TOKEN=$E2E_ADMIN
+AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
+AWS_REGION=us-east-1
+AWS_ACCESS_KEY_ID=test
+AWS_SECRET_ACCESS_KEY=test
+ENV
+setsid cargo lambda watch -A 127.0.0.1 -P "$LAMBDA_PORT" --env-file "$TMP/lambda.env" >"$TMP/watch.log" 2>&1 &
+echo "$!" >"$TMP/watch.pid"
+# Each function is built on its first request: warm all four before the test.
+for path in services/lti/config jwks/.well-known/jwks.json login/lti/login launch/lti/launch; do
+  python3 - "http://127.0.0.1:$LAMBDA_PORT/lambda-url/$path" <<'PY2' || { cat "$TMP/watch.log"; exit 1; }
+import sys, time, urllib.request, urllib.error
+deadline = time.time() + 900
+while True:
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=900)
+        break
+    except urllib.error.HTTPError:
+        break  # the function answered (an error status is fine for a warm-up)
+    except Exception:
+        if time.time() > deadline:
+            sys.exit(f"no answer from {sys.argv[1]}")
+        time.sleep(0.5)
+PY2
+done
+LTI_E2E_LAMBDA_URL="http://127.0.0.1:$LAMBDA_PORT" LTI_E2E_GATEWAY_PORT="$GATEWAY_PORT" \
+  LTI_E2E_TABLE="$E2E_TABLE" LTI_E2E_ADMIN_TOKEN="$E2E_ADMIN" \
+  cargo test --locked -q -p lti-e2e -- --ignored
+done_step "Lambda binaries end to end"
+
 section "the README's run command: cargo run -p lti-dev, then a scripted demo launch"
 ADMIN_TOKEN="run-sh-admin-token-$(date +%s)-0123456789abcdef"
 DEV_URL="$(LTI_ADMIN_TOKEN="$ADMIN_TOKEN" start_server dev \

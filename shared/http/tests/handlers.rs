@@ -510,3 +510,50 @@ async fn a_tool_under_a_path_prefix_routes_by_the_relative_path() {
         "https://api.example/prod/lti/login"
     );
 }
+
+#[tokio::test]
+async fn a_direct_platform_is_registered_by_an_admin_and_its_values_are_shown_by_config() {
+    let (router, _) = make_router(config(&[("LTI_ADMIN_TOKEN", ADMIN)])).await;
+    let body = json!({
+        "issuer": "https://timeback.example", "clientId": "tb", "name": "TimeBack",
+        "authLoginUrl": "https://timeback.example/auth", "authTokenUrl": "https://timeback.example/token",
+        "keysetUrl": "https://timeback.example/jwks",
+        "launchProfile": "direct", "audience": "tool-aud-1", "landingUrl": "https://app.example/tb"
+    });
+    let created = router
+        .handle(admin("POST", Some(ADMIN), body.clone()))
+        .await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(body_json(&created)["launchProfile"], "direct");
+
+    let response = router
+        .handle(get(
+            "https://tool.example/lti/config?issuer=https%3A%2F%2Ftimeback.example&clientId=tb",
+        ))
+        .await;
+    let direct = &body_json(&response)["directLaunch"];
+    assert_eq!(direct["launchUrl"], "https://tool.example/lti/launch");
+    assert_eq!(direct["audience"], "tool-aud-1");
+    assert_eq!(direct["landingUrl"], "https://app.example/tb");
+
+    let mut no_audience = body;
+    no_audience
+        .as_object_mut()
+        .expect("object")
+        .remove("audience");
+    let refused = router.handle(admin("POST", Some(ADMIN), no_audience)).await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(
+        body_json(&refused)["error"]["fields"][0]["field"],
+        "audience"
+    );
+
+    let standard = router
+        .handle(get_json("https://tool.example/lti/config?issuer=https%3A%2F%2Flms.example.edu&clientId=client-1"))
+        .await;
+    assert_eq!(
+        standard.status(),
+        404,
+        "only direct platforms have direct-launch values"
+    );
+}

@@ -34,6 +34,9 @@ pub struct LaunchContext {
     pub lis: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_platform: Option<Value>,
+    /// TimeBack's application and tool ids, when a TimeBack platform sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeback: Option<Timeback>,
     /// Claims this tool does not know, kept as sent, by claim name.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extensions: Map<String, Value>,
@@ -125,6 +128,16 @@ pub struct LaunchPresentation {
     pub height: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<f64>,
+}
+
+/// TimeBack's own claims (`https://timeback.com/lti/claim/…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeback {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_id: Option<String>,
 }
 
 /// The LTI Advantage services the platform offers for this launch.
@@ -405,6 +418,14 @@ pub(super) fn normalize(
     if checked.message_type == c::DEEP_LINKING_REQUEST && deep_linking.is_none() {
         return Err(LaunchError::DeepLinkingSettingsMissing);
     }
+    let timeback = {
+        let application_id = take_string(&mut claims, c::TIMEBACK_APPLICATION_ID);
+        let tool_id = take_string(&mut claims, c::TIMEBACK_TOOL_ID);
+        (application_id.is_some() || tool_id.is_some()).then_some(Timeback {
+            application_id,
+            tool_id,
+        })
+    };
     let lis = claims.remove(c::LIS);
     let tool_platform = claims.remove(c::TOOL_PLATFORM);
     let platform_name = tool_platform
@@ -438,6 +459,7 @@ pub(super) fn normalize(
         },
         lis,
         tool_platform,
+        timeback,
         extensions: claims,
     })
 }

@@ -13,7 +13,7 @@ pub mod roles;
 
 pub use context::{
     AgsEndpoint, CourseContext, DeepLinkingSettings, LaunchContext, LaunchPlatform,
-    LaunchPresentation, LaunchUser, NrpsEndpoint, ResourceLink, Roles, Services,
+    LaunchPresentation, LaunchUser, NrpsEndpoint, ResourceLink, Roles, Services, Timeback,
 };
 pub use error::LaunchError;
 
@@ -22,7 +22,7 @@ use crate::config::ToolConfig;
 use crate::handoff::{self, Handoff};
 use crate::jwt;
 use crate::keys::{KeyError, PlatformKeys};
-use crate::platform::{Deployment, Platform, PlatformStore};
+use crate::platform::{Deployment, LaunchProfile, Platform, PlatformStore};
 use crate::random::Random;
 use crate::signer::Signer;
 use crate::state::{ConsumeError, LaunchStore, StateClaim};
@@ -114,11 +114,7 @@ fn non_empty_string(value: Option<Value>) -> Option<String> {
 /// The client_id the token is for (Security Framework §5.1.3 steps 3–5): a single
 /// audience, or with several audiences the `azp`, which must be one of them.
 fn client_id_of(peek: &Peek) -> Result<String, LaunchError> {
-    let audiences: Vec<&str> = match &peek.aud {
-        Some(Audience::One(a)) => vec![a.as_str()],
-        Some(Audience::Many(list)) => list.iter().map(String::as_str).collect(),
-        None => vec![],
-    };
+    let audiences = audiences_of(peek);
     match (audiences.as_slice(), peek.azp.as_deref()) {
         ([], _) => Err(LaunchError::AudienceInvalid),
         ([one], None) => Ok((*one).to_string()),
@@ -150,11 +146,10 @@ impl Launcher {
             .as_deref()
             .filter(|t| !t.is_empty())
             .ok_or(LaunchError::IdTokenMissing)?;
-        let state = form
-            .state
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or(LaunchError::StateMissing)?;
+        let Some(state) = form.state.as_deref().filter(|s| !s.is_empty()) else {
+            // No login step: only a platform an admin set to the direct profile may.
+            return self.launch_direct(token).await;
+        };
         // 3. The state must be bound to this browser by the cookie set at login.
         match state_cookie {
             None => return Err(LaunchError::StateCookieMissing),
@@ -203,6 +198,100 @@ impl Launcher {
     /// This is everything but the single-use checks and the hand-off: the header, the
     /// registration, the RS256 signature with the platform's key, and every claim.
     pub async fn validate(&self, token: &str, now: i64) -> Result<ValidatedLaunch, LaunchError> {
+        let (platform, mut claims) = self.verify(token, now, Profile::Standard).await?;
+        let checked = self.check_lti_claims(&mut claims, &platform, now).await?;
+        Self::finish_validation(platform, checked, claims, now)
+    }
+
+    /// A launch without the login step, for a platform set to the `direct` profile:
+    /// signature, `iss`, the registered audience, `exp` and `iat` as usual; the token's
+    /// nonce (or jti, or its hash) is recorded until it expires and refused a second
+    /// time; the user lands by redirect, the app token in the URL fragment.
+    pub async fn launch_direct(&self, token: &str) -> Result<Handoff, LaunchError> {
+        let now = self.clock.now();
+        let launch = self.validate_direct(token, now).await?;
+        let once = match (&launch.nonce, &launch.jti) {
+            (Some(nonce), _) => format!("nonce:{nonce}"),
+            (None, Some(jti)) => format!("jti:{jti}"),
+            (None, None) => format!("token:{}", token_hash(token)),
+        };
+        let key = format!("{}\n{}", launch.platform.issuer, once);
+        self.launches
+            .record_once(&key, launch.exp.max(now) + LEEWAY, now, &launch.user)
+            .await
+            .map_err(|e| match e {
+                ConsumeError::Store(e) => LaunchError::Store(e),
+                _ => LaunchError::Replayed,
+            })?;
+        let mut handoff = handoff::issue(
+            &self.config,
+            self.signer.as_ref(),
+            self.random.as_ref(),
+            &launch.context,
+            launch.platform.landing_url.as_deref(),
+            now,
+        )
+        .await?;
+        // A direct launch answers with a redirect, so the token travels in the
+        // fragment (never the query).
+        handoff.mode = crate::config::HandoffMode::Fragment;
+        Ok(handoff)
+    }
+
+    /// Verifies a direct launch's id_token and normalizes its claims; touches no state.
+    pub async fn validate_direct(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<ValidatedLaunch, LaunchError> {
+        let (platform, mut claims) = self.verify(token, now, Profile::Direct).await?;
+        let checked = self.check_direct_claims(&mut claims, &platform)?;
+        Self::finish_validation(platform, checked, claims, now)
+    }
+
+    fn finish_validation(
+        platform: Platform,
+        checked: context::Checked,
+        claims: Map<String, Value>,
+        now: i64,
+    ) -> Result<ValidatedLaunch, LaunchError> {
+        let nonce = non_empty_string(claims.get("nonce").cloned());
+        let jti = non_empty_string(claims.get("jti").cloned());
+        let exp = number(&claims, "exp").unwrap_or(now);
+        let issuer = checked.issuer.clone();
+        let client_id = checked.client_id.clone();
+        let context = context::normalize(checked, claims)?;
+        let user = UserRecord {
+            id: context.user.id.clone(),
+            issuer,
+            sub: context.user.sub.clone(),
+            client_id,
+            name: context.user.name.clone(),
+            given_name: context.user.given_name.clone(),
+            family_name: context.user.family_name.clone(),
+            email: context.user.email.clone(),
+            picture: context.user.picture.clone(),
+            created_at: now,
+            last_seen_at: now,
+        };
+        Ok(ValidatedLaunch {
+            platform,
+            nonce,
+            jti,
+            exp,
+            context,
+            user,
+        })
+    }
+
+    /// The header, the registration and the RS256 signature; returns the verified
+    /// claims with `exp` and `iat` checked.
+    async fn verify(
+        &self,
+        token: &str,
+        now: i64,
+        profile: Profile,
+    ) -> Result<(Platform, Map<String, Value>), LaunchError> {
         // Header and unverified iss/aud: safe to read, only used to choose the key.
         let (header, payload, _) = jwt::split(token).ok_or(LaunchError::NotAJwt)?;
         let header: Header = jwt::decode_part(header).ok_or(LaunchError::NotAJwt)?;
@@ -221,20 +310,48 @@ impl Launcher {
             .clone()
             .filter(|i| !i.is_empty())
             .ok_or(LaunchError::IssuerMissing)?;
-        let client_id = client_id_of(&peek)?;
 
-        // The registration for (iss, client_id).
-        let platform = match self.platforms.platform(&issuer, &client_id).await? {
-            Some(p) => p,
-            None if self
-                .platforms
-                .platforms_by_issuer(&issuer)
-                .await?
-                .is_empty() =>
-            {
-                return Err(LaunchError::IssuerUnknown)
+        let platform = match profile {
+            Profile::Standard => {
+                // The registration for (iss, client_id).
+                let client_id = client_id_of(&peek)?;
+                match self.platforms.platform(&issuer, &client_id).await? {
+                    Some(p) => p,
+                    None if self
+                        .platforms
+                        .platforms_by_issuer(&issuer)
+                        .await?
+                        .is_empty() =>
+                    {
+                        return Err(LaunchError::IssuerUnknown)
+                    }
+                    None => return Err(LaunchError::AudienceInvalid),
+                }
             }
-            None => return Err(LaunchError::AudienceInvalid),
+            Profile::Direct => {
+                // A registration of this issuer with the direct profile whose audience
+                // the token names. A standard platform never launches without state.
+                let all = self.platforms.platforms_by_issuer(&issuer).await?;
+                if all.is_empty() {
+                    return Err(LaunchError::IssuerUnknown);
+                }
+                let audiences = audiences_of(&peek);
+                let direct: Vec<Platform> = all
+                    .into_iter()
+                    .filter(|p| p.launch_profile == LaunchProfile::Direct)
+                    .collect();
+                if direct.is_empty() {
+                    return Err(LaunchError::StateMissing);
+                }
+                direct
+                    .into_iter()
+                    .find(|p| {
+                        p.audience
+                            .as_deref()
+                            .is_some_and(|a| audiences.contains(&a))
+                    })
+                    .ok_or(LaunchError::AudienceInvalid)?
+            }
         };
 
         // RS256 signature with the platform's key for this kid.
@@ -252,7 +369,7 @@ impl Launcher {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        let mut claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => LaunchError::SignatureInvalid,
                 jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
@@ -261,36 +378,8 @@ impl Launcher {
                 _ => LaunchError::NotAJwt,
             })?
             .claims;
-
         self.check_times(&claims, now)?;
-        let checked = self
-            .check_lti_claims(&mut claims, &platform, &issuer, &client_id, now)
-            .await?;
-        let nonce = non_empty_string(claims.get("nonce").cloned());
-        let jti = non_empty_string(claims.get("jti").cloned());
-        let exp = number(&claims, "exp").unwrap_or(now);
-        let context = context::normalize(checked, claims)?;
-        let user = UserRecord {
-            id: context.user.id.clone(),
-            issuer: issuer.clone(),
-            sub: context.user.sub.clone(),
-            client_id: client_id.clone(),
-            name: context.user.name.clone(),
-            given_name: context.user.given_name.clone(),
-            family_name: context.user.family_name.clone(),
-            email: context.user.email.clone(),
-            picture: context.user.picture.clone(),
-            created_at: now,
-            last_seen_at: now,
-        };
-        Ok(ValidatedLaunch {
-            platform,
-            nonce,
-            jti,
-            exp,
-            context,
-            user,
-        })
+        Ok((platform, claims))
     }
 
     /// `exp` in the future and `iat` neither in the future nor older than a login can
@@ -314,10 +403,9 @@ impl Launcher {
         &self,
         claims: &mut Map<String, Value>,
         platform: &Platform,
-        issuer: &str,
-        client_id: &str,
         now: i64,
     ) -> Result<context::Checked, LaunchError> {
+        let (issuer, client_id) = (platform.issuer.as_str(), platform.client_id.as_str());
         let message_type = claims.remove(c::MESSAGE_TYPE);
         let version = claims.get(c::VERSION);
         if message_type.is_none() && version.is_none() {
@@ -356,30 +444,11 @@ impl Launcher {
         }
 
         let sub = non_empty_string(claims.remove("sub")).ok_or(LaunchError::SubMissing)?;
-        let roles = match claims.remove(c::ROLES) {
-            None | Some(Value::Null) => return Err(LaunchError::RolesMissing),
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .map(|r| match r {
-                    Value::String(s) => Ok(s),
-                    _ => Err(LaunchError::RolesInvalid),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            Some(_) => return Err(LaunchError::RolesInvalid),
-        };
+        let roles = roles_of(claims.remove(c::ROLES))?.ok_or(LaunchError::RolesMissing)?;
 
-        let target_link_uri = non_empty_string(claims.remove(c::TARGET_LINK_URI));
-        match &target_link_uri {
-            Some(uri) => {
-                let url = url::Url::parse(uri).map_err(|_| LaunchError::TargetLinkUriInvalid)?;
-                if !self.config.is_tool_url(&url) && !self.config.is_app_url(&url) {
-                    return Err(LaunchError::TargetLinkUriInvalid);
-                }
-            }
-            None if message_type == c::RESOURCE_LINK_REQUEST => {
-                return Err(LaunchError::TargetLinkUriInvalid)
-            }
-            None => {}
+        let target_link_uri = self.target_link_uri(claims)?;
+        if target_link_uri.is_none() && message_type == c::RESOURCE_LINK_REQUEST {
+            return Err(LaunchError::TargetLinkUriInvalid);
         }
 
         Ok(context::Checked {
@@ -394,4 +463,101 @@ impl Launcher {
             target_link_uri,
         })
     }
+
+    /// `target_link_uri`, which must be on this tool or an allowed app origin.
+    fn target_link_uri(
+        &self,
+        claims: &mut Map<String, Value>,
+    ) -> Result<Option<String>, LaunchError> {
+        let target = non_empty_string(claims.remove(c::TARGET_LINK_URI));
+        if let Some(uri) = &target {
+            let url = url::Url::parse(uri).map_err(|_| LaunchError::TargetLinkUriInvalid)?;
+            if !self.config.is_tool_url(&url) && !self.config.is_app_url(&url) {
+                return Err(LaunchError::TargetLinkUriInvalid);
+            }
+        }
+        Ok(target)
+    }
+
+    /// The claims of a direct launch: `sub` is required; `version` and `message_type`
+    /// are checked when present; roles and deployment are optional.
+    fn check_direct_claims(
+        &self,
+        claims: &mut Map<String, Value>,
+        platform: &Platform,
+    ) -> Result<context::Checked, LaunchError> {
+        if let Some(version) = claims.get(c::VERSION) {
+            if version.as_str() != Some(c::LTI_VERSION) {
+                return Err(LaunchError::VersionInvalid);
+            }
+        }
+        let message_type = match claims.remove(c::MESSAGE_TYPE) {
+            None => c::RESOURCE_LINK_REQUEST.to_string(),
+            Some(Value::String(t)) if c::SUPPORTED_MESSAGE_TYPES.contains(&t.as_str()) => t,
+            Some(Value::String(t)) => {
+                return Err(LaunchError::MessageTypeUnsupported(truncate(&t, 60)))
+            }
+            Some(_) => return Err(LaunchError::MessageTypeMissing),
+        };
+        let deployment_id = non_empty_string(claims.remove(c::DEPLOYMENT_ID)).unwrap_or_default();
+        let sub = non_empty_string(claims.remove("sub")).ok_or(LaunchError::SubMissing)?;
+        let roles = roles_of(claims.remove(c::ROLES))?.unwrap_or_default();
+        let target_link_uri = self.target_link_uri(claims)?;
+        // A direct launch is not an LTI resource-link launch: no resource link needed.
+        let message_type =
+            if message_type == c::RESOURCE_LINK_REQUEST && !claims.contains_key(c::RESOURCE_LINK) {
+                c::DIRECT_LAUNCH.to_string()
+            } else {
+                message_type
+            };
+        Ok(context::Checked {
+            message_type,
+            user_id: stable_user_id(&platform.issuer, &sub),
+            sub,
+            issuer: platform.issuer.clone(),
+            client_id: platform.client_id.clone(),
+            deployment_id,
+            platform_name: platform.name.clone(),
+            roles,
+            target_link_uri,
+        })
+    }
+}
+
+/// Which registrations a token may come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Standard,
+    Direct,
+}
+
+fn audiences_of(peek: &Peek) -> Vec<&str> {
+    match &peek.aud {
+        Some(Audience::One(a)) => vec![a.as_str()],
+        Some(Audience::Many(list)) => list.iter().map(String::as_str).collect(),
+        None => vec![],
+    }
+}
+
+/// The `roles` claim: `None` when absent, an error when not a list of strings.
+fn roles_of(value: Option<Value>) -> Result<Option<Vec<String>>, LaunchError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|r| match r {
+                Value::String(s) => Ok(s),
+                _ => Err(LaunchError::RolesInvalid),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(LaunchError::RolesInvalid),
+    }
+}
+
+/// SHA-256 of a token, base64url: the one-time key of a token with neither nonce nor jti.
+fn token_hash(token: &str) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
 }

@@ -8,7 +8,7 @@ use http::{Method, StatusCode};
 use lti_core::clock::Clock;
 use lti_core::config::{paths, ToolConfig};
 use lti_core::error::{ErrorKind, Problem};
-use lti_core::platform::{Deployment, Platform, PlatformInput, PlatformStore};
+use lti_core::platform::{Deployment, LaunchProfile, Platform, PlatformInput, PlatformStore};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -60,6 +60,25 @@ pub struct ToolSettings {
     pub deep_link_url: String,
     pub jwks_url: String,
     pub domain: String,
+    /// For a platform with the direct launch profile (asked for by issuer + clientId).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct_launch: Option<DirectLaunchSettings>,
+}
+
+/// What a direct-launch platform (TimeBack) asks the tool for at registration.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectLaunchSettings {
+    pub launch_url: String,
+    pub audience: String,
+    pub landing_url: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigQuery {
+    issuer: Option<String>,
+    client_id: Option<String>,
 }
 
 impl ToolSettings {
@@ -73,6 +92,7 @@ impl ToolSettings {
             deep_link_url: config.launch_url(),
             jwks_url: config.url(paths::JWKS),
             domain: config.base_url.host_str().unwrap_or_default().to_string(),
+            direct_launch: None,
         }
     }
 }
@@ -91,9 +111,7 @@ impl ServicesHandler {
     pub async fn handle(&self, request: HttpRequest) -> HttpResponse {
         let path = relative_path(&request, self.config.base_url.path()).to_string();
         match (request.method(), path.as_str()) {
-            (&Method::GET, paths::CONFIG) => {
-                respond::json(StatusCode::OK, &ToolSettings::of(&self.config))
-            }
+            (&Method::GET, paths::CONFIG) => self.tool_settings(&request).await,
             (_, paths::CONFIG) => method_not_allowed(&request),
             (method, paths::ADMIN_PLATFORMS) => {
                 if let Err(e) = self.authorize(&request) {
@@ -118,6 +136,34 @@ impl ServicesHandler {
             }
             _ => respond::problem(&request, &RequestError::NotFound),
         }
+    }
+
+    /// The tool's values; with `?issuer=…&clientId=…` of a direct-profile platform, also
+    /// the three values such a platform asks for: launch URL, audience, landing URL.
+    async fn tool_settings(&self, request: &HttpRequest) -> HttpResponse {
+        let mut settings = ToolSettings::of(&self.config);
+        let query: ConfigQuery = match request::params(request) {
+            Ok(q) => q,
+            Err(e) => return respond::api_problem(request, &e, None),
+        };
+        if let (Some(issuer), Some(client_id)) = (query.issuer, query.client_id) {
+            match self.platforms.platform(&issuer, &client_id).await {
+                Ok(Some(p)) if p.launch_profile == LaunchProfile::Direct => {
+                    settings.direct_launch = Some(DirectLaunchSettings {
+                        launch_url: self.config.launch_url(),
+                        audience: p.audience.unwrap_or_default(),
+                        landing_url: p
+                            .landing_url
+                            .unwrap_or_else(|| self.config.app_landing_url.to_string()),
+                    });
+                }
+                Ok(_) => {
+                    return respond::api_problem(request, &RequestError::NotFound, None);
+                }
+                Err(e) => return respond::api_problem(request, &e, None),
+            }
+        }
+        respond::json(StatusCode::OK, &settings)
     }
 
     fn authorize(&self, request: &HttpRequest) -> Result<(), AdminError> {
