@@ -13,7 +13,10 @@ pub struct AwsConfig {
     pub previous_kms_key_ids: Vec<String>,
 }
 
-fn required(var: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<String, ConfigError> {
+fn required(
+    var: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
     var(name)
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())

@@ -8,6 +8,7 @@
 //! | login state + nonce | `STATE#<state>` | `STATE` |
 //! | one-time token id (direct launch) | `ONCE#<id>` | `ONCE` |
 //! | user | `USER#<issuer>` | `SUB#<sub>` |
+//! | platform JWKS shared by instances | `JWKS#<url>` | `JWKS` |
 //!
 //! Key parts are escaped (`%` → `%25`, `#` → `%23`) so no two (issuer, client_id)
 //! pairs can share a key. TTL deletion is lazy, so every condition on a state or a
@@ -23,6 +24,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use lti_core::error::StoreError;
+use lti_core::keys::{KeySetCache, SharedKeySet};
 use lti_core::platform::{Deployment, Platform, PlatformStore};
 use lti_core::state::{refusal, ConsumeError, LaunchStore, LoginState, StateClaim, StoredState};
 use lti_core::user::{UserRecord, UserStore};
@@ -55,7 +57,10 @@ fn n(value: i64) -> AttributeValue {
 }
 
 fn unavailable<E: std::error::Error + 'static>(operation: &str, error: E) -> StoreError {
-    StoreError::Unavailable(format!("DynamoDB {operation}: {}", DisplayErrorContext(error)))
+    StoreError::Unavailable(format!(
+        "DynamoDB {operation}: {}",
+        DisplayErrorContext(error)
+    ))
 }
 
 fn get_s(item: &Item, name: &str) -> Option<String> {
@@ -79,7 +84,11 @@ fn platform_key(issuer: &str, client_id: &str) -> (AttributeValue, AttributeValu
     )
 }
 
-fn deployment_key(issuer: &str, client_id: &str, deployment_id: &str) -> (AttributeValue, AttributeValue) {
+fn deployment_key(
+    issuer: &str,
+    client_id: &str,
+    deployment_id: &str,
+) -> (AttributeValue, AttributeValue) {
     (
         s(format!("PLATFORM#{}", key_part(issuer))),
         s(format!(
@@ -198,9 +207,13 @@ enum Cancelled {
 }
 
 fn cancelled(error: SdkError<TransactWriteItemsError>) -> Cancelled {
-    if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = error.as_service_error() {
+    if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = error.as_service_error()
+    {
         let reasons = e.cancellation_reasons();
-        if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) {
+        if reasons
+            .iter()
+            .any(|r| r.code() == Some("TransactionConflict"))
+        {
             return Cancelled::Conflict;
         }
         if let Some(first) = reasons.first() {
@@ -209,7 +222,9 @@ fn cancelled(error: SdkError<TransactWriteItemsError>) -> Cancelled {
             }
         }
     }
-    if let Some(TransactWriteItemsError::TransactionInProgressException(_)) = error.as_service_error() {
+    if let Some(TransactWriteItemsError::TransactionInProgressException(_)) =
+        error.as_service_error()
+    {
         return Cancelled::Conflict;
     }
     Cancelled::Other(unavailable("TransactWriteItems", error))
@@ -254,7 +269,10 @@ impl DynamoStore {
 
     /// Runs a transaction whose first item carries the condition, retrying when a
     /// concurrent transaction conflicts. A failed condition returns the item as it was.
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Option<Item>>, StoreError> {
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Option<Item>>, StoreError> {
         for attempt in 0..TRANSACTION_ATTEMPTS {
             match self
                 .client
@@ -299,7 +317,11 @@ impl PlatformStore for DynamoStore {
         items.iter().map(platform_from).collect()
     }
 
-    async fn platform(&self, issuer: &str, client_id: &str) -> Result<Option<Platform>, StoreError> {
+    async fn platform(
+        &self,
+        issuer: &str,
+        client_id: &str,
+    ) -> Result<Option<Platform>, StoreError> {
         let (pk, sk) = platform_key(issuer, client_id);
         let output = self
             .client
@@ -315,7 +337,8 @@ impl PlatformStore for DynamoStore {
 
     async fn save_platform(&self, platform: Platform) -> Result<Platform, StoreError> {
         let (pk, sk) = platform_key(&platform.issuer, &platform.client_id);
-        let doc = serde_json::to_string(&platform).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let doc =
+            serde_json::to_string(&platform).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let output = self
             .client
             .update_item()
@@ -338,7 +361,11 @@ impl PlatformStore for DynamoStore {
             .expression_attribute_values(":gpk", s(PLATFORM_PARTITION))
             .expression_attribute_values(
                 ":gsk",
-                s(format!("{}#{}", key_part(&platform.issuer), key_part(&platform.client_id))),
+                s(format!(
+                    "{}#{}",
+                    key_part(&platform.issuer),
+                    key_part(&platform.client_id)
+                )),
             )
             .return_values(ReturnValue::AllNew)
             .send()
@@ -386,7 +413,11 @@ impl PlatformStore for DynamoStore {
     }
 
     async fn save_deployment(&self, deployment: Deployment) -> Result<(), StoreError> {
-        let (pk, sk) = deployment_key(&deployment.issuer, &deployment.client_id, &deployment.deployment_id);
+        let (pk, sk) = deployment_key(
+            &deployment.issuer,
+            &deployment.client_id,
+            &deployment.deployment_id,
+        );
         let result = self
             .client
             .put_item()
@@ -401,9 +432,12 @@ impl PlatformStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e
-                .as_service_error()
-                .is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(unavailable("PutItem", e)),
         }
     }
@@ -433,7 +467,11 @@ impl LaunchStore for DynamoStore {
         Ok(())
     }
 
-    async fn finish_launch(&self, claim: &StateClaim, user: &UserRecord) -> Result<(), ConsumeError> {
+    async fn finish_launch(
+        &self,
+        claim: &StateClaim,
+        user: &UserRecord,
+    ) -> Result<(), ConsumeError> {
         let consume = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("STATE#{}", key_part(&claim.state))))
@@ -452,7 +490,9 @@ impl LaunchStore for DynamoStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let items = vec![
             TransactWriteItem::builder().update(consume).build(),
-            TransactWriteItem::builder().update(user_upsert(&self.table, user)?).build(),
+            TransactWriteItem::builder()
+                .update(user_upsert(&self.table, user)?)
+                .build(),
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
@@ -485,7 +525,9 @@ impl LaunchStore for DynamoStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let items = vec![
             TransactWriteItem::builder().put(put).build(),
-            TransactWriteItem::builder().update(user_upsert(&self.table, user)?).build(),
+            TransactWriteItem::builder()
+                .update(user_upsert(&self.table, user)?)
+                .build(),
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
@@ -514,7 +556,11 @@ impl UserStore for DynamoStore {
 impl DynamoStore {
     /// The stored login state, consumed or not, or `None` if it is unknown or expired
     /// at `now` (TTL deletion is lazy). For tests and support tooling.
-    pub async fn stored_state(&self, state: &str, now: i64) -> Result<Option<StoredState>, StoreError> {
+    pub async fn stored_state(
+        &self,
+        state: &str,
+        now: i64,
+    ) -> Result<Option<StoredState>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -531,6 +577,52 @@ impl DynamoStore {
                 Ok((stored.login.expires_at > now).then_some(stored))
             }
             None => Ok(None),
+        }
+    }
+}
+
+#[async_trait]
+impl KeySetCache for DynamoStore {
+    async fn get(&self, url: &str, now: i64) -> Option<SharedKeySet> {
+        let result = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("JWKS#{}", key_part(url))))
+            .key("sk", s("JWKS"))
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item = output.item?;
+                let fresh_until = get_n(&item, "expires_at")?;
+                let body = item.get("body")?.as_b().ok()?.as_ref().to_vec();
+                (fresh_until > now).then_some(SharedKeySet { body, fresh_until })
+            }
+            Err(e) => {
+                tracing::warn!(error = %unavailable("GetItem", e), "platform key cache unavailable");
+                None
+            }
+        }
+    }
+
+    async fn put(&self, url: &str, set: SharedKeySet) {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("JWKS#{}", key_part(url))))
+            .item("sk", s("JWKS"))
+            .item("entity", s("jwks"))
+            .item(
+                "body",
+                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(set.body)),
+            )
+            .item("expires_at", n(set.fresh_until))
+            .send()
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %unavailable("PutItem", e), "platform key cache not written");
         }
     }
 }

@@ -14,7 +14,9 @@ use lti_core::login::LoginService;
 use lti_core::platform_cache::CachedPlatformStore;
 use lti_core::random::SystemRandom;
 use lti_http::fetch::HttpKeySetFetcher;
-use lti_http::handlers::{not_configured, JwksHandler, LaunchHandler, LoginHandler, ServicesHandler};
+use lti_http::handlers::{
+    not_configured, JwksHandler, LaunchHandler, LoginHandler, ServicesHandler,
+};
 use lti_http::{HttpRequest, HttpResponse};
 use std::sync::Arc;
 
@@ -88,7 +90,10 @@ fn config_or_log<T>(built: Result<T, ConfigError>) -> Function<T> {
 pub fn login(clients: &Clients, var: Lookup<'_>) -> Function<LoginHandler> {
     config_or_log((|| {
         let config = Arc::new(ToolConfig::from_lookup(var)?);
-        let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), AwsConfig::table_from(var)?));
+        let store = Arc::new(DynamoStore::new(
+            clients.dynamodb.clone(),
+            AwsConfig::table_from(var)?,
+        ));
         let clock = clock();
         Ok(LoginHandler {
             service: LoginService {
@@ -118,8 +123,10 @@ pub fn launch(clients: &Clients, var: Lookup<'_>) -> Function<LaunchHandler> {
             launcher: Launcher {
                 config,
                 platforms: Arc::new(CachedPlatformStore::new(store.clone(), clock.clone())),
-                launches: store,
-                keys: Arc::new(PlatformKeys::new(Arc::new(fetcher))),
+                launches: store.clone(),
+                keys: Arc::new(
+                    PlatformKeys::new(Arc::new(fetcher)).with_shared_cache(store.clone()),
+                ),
                 signer: Arc::new(KmsSigner::new(
                     clients.kms.clone(),
                     aws.kms_key_id,
@@ -146,7 +153,10 @@ pub fn jwks(clients: &Clients, var: Lookup<'_>) -> Function<JwksHandler> {
 pub fn services(clients: &Clients, var: Lookup<'_>) -> Function<ServicesHandler> {
     config_or_log((|| {
         let config = Arc::new(ToolConfig::from_lookup(var)?);
-        let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), AwsConfig::table_from(var)?));
+        let store = Arc::new(DynamoStore::new(
+            clients.dynamodb.clone(),
+            AwsConfig::table_from(var)?,
+        ));
         Ok(ServicesHandler {
             config,
             platforms: store,

@@ -29,11 +29,17 @@ fn classify<E>(operation: &str, error: SdkError<E>) -> SignerError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let code = error.as_service_error().and_then(|e| e.code()).unwrap_or("");
+    let code = error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .unwrap_or("");
     let detail = format!("KMS {operation}: {}", DisplayErrorContext(&error));
     match code {
-        "DisabledException" | "KMSInvalidStateException" | "NotFoundException"
-        | "KeyUnavailableException" | "InvalidKeyUsageException" => SignerError::KeyUnusable(detail),
+        "DisabledException"
+        | "KMSInvalidStateException"
+        | "NotFoundException"
+        | "KeyUnavailableException"
+        | "InvalidKeyUsageException" => SignerError::KeyUnusable(detail),
         _ => SignerError::Unavailable(detail),
     }
 }
@@ -66,9 +72,9 @@ impl KmsSigner {
                 )));
             }
         }
-        let der = output
-            .public_key()
-            .ok_or_else(|| SignerError::BadKey(format!("KMS returned no public key for {key_id}")))?;
+        let der = output.public_key().ok_or_else(|| {
+            SignerError::BadKey(format!("KMS returned no public key for {key_id}"))
+        })?;
         PublicJwk::from_spki_der(der.as_ref())
     }
 

@@ -10,7 +10,10 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, BoxError> {
-    Ok(KeySchemaElement::builder().attribute_name(name).key_type(kind).build()?)
+    Ok(KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()?)
 }
 
 fn attribute(name: &str) -> Result<AttributeDefinition, BoxError> {
@@ -38,7 +41,11 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
                 .index_name(crate::dynamo::PLATFORM_INDEX)
                 .key_schema(key("gsi1pk", KeyType::Hash)?)
                 .key_schema(key("gsi1sk", KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()?,
         )
         .send()
@@ -58,7 +65,10 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
 }
 
 /// Creates an `RSA_2048` `SIGN_VERIFY` key with alias `alias` and returns its key id.
-pub async fn create_signing_key(client: &aws_sdk_kms::Client, alias: &str) -> Result<String, BoxError> {
+pub async fn create_signing_key(
+    client: &aws_sdk_kms::Client,
+    alias: &str,
+) -> Result<String, BoxError> {
     let created = client
         .create_key()
         .key_spec(KeySpec::Rsa2048)

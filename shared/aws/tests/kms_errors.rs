@@ -28,7 +28,9 @@ async fn fake_kms(status: u16, kind: &'static str) -> (String, Arc<AtomicUsize>)
             )
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -56,9 +58,19 @@ fn client(endpoint: &str) -> aws_sdk_kms::Client {
 async fn kms_failures_map_to_clear_codes_and_only_transient_ones_are_retried() {
     let cases = [
         (400, "DisabledException", "LTI_SIGNING_KEY_UNUSABLE", 1),
-        (400, "KMSInvalidStateException", "LTI_SIGNING_KEY_UNUSABLE", 1),
+        (
+            400,
+            "KMSInvalidStateException",
+            "LTI_SIGNING_KEY_UNUSABLE",
+            1,
+        ),
         (400, "NotFoundException", "LTI_SIGNING_KEY_UNUSABLE", 1),
-        (400, "KeyUnavailableException", "LTI_SIGNING_KEY_UNUSABLE", 1),
+        (
+            400,
+            "KeyUnavailableException",
+            "LTI_SIGNING_KEY_UNUSABLE",
+            1,
+        ),
         (400, "AccessDeniedException", "LTI_SIGNER_UNAVAILABLE", 1),
         (400, "ThrottlingException", "LTI_SIGNER_UNAVAILABLE", 3),
         (500, "KMSInternalException", "LTI_SIGNER_UNAVAILABLE", 3),

@@ -3,7 +3,7 @@
 mod common;
 
 use lti_aws::dynamo::DynamoStore;
-use lti_core::contract::{launch_store_contract, platform_store_contract};
+use lti_core::contract::{key_set_cache_contract, launch_store_contract, platform_store_contract};
 use std::sync::Arc;
 
 #[tokio::test]
@@ -34,6 +34,28 @@ async fn keys_with_separators_cannot_collide() {
     let b = lti_core::contract::sample_platform("https://x", "y#c", 1);
     store.save_platform(a.clone()).await.expect("save a");
     store.save_platform(b.clone()).await.expect("save b");
-    assert_eq!(store.platform("https://x#y", "c").await.expect("read").map(|p| p.issuer), Some(a.issuer));
-    assert_eq!(store.platform("https://x", "y#c").await.expect("read").map(|p| p.client_id), Some(b.client_id));
+    assert_eq!(
+        store
+            .platform("https://x#y", "c")
+            .await
+            .expect("read")
+            .map(|p| p.issuer),
+        Some(a.issuer)
+    );
+    assert_eq!(
+        store
+            .platform("https://x", "y#c")
+            .await
+            .expect("read")
+            .map(|p| p.client_id),
+        Some(b.client_id)
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a moto server: tests/run.sh starts one"]
+async fn the_dynamodb_key_set_cache_meets_the_contract() {
+    let clients = common::moto(None).await;
+    let table = common::fresh_table(&clients).await;
+    key_set_cache_contract(&DynamoStore::new(clients.dynamodb.clone(), table)).await;
 }

@@ -36,7 +36,9 @@ async fn serve_jwks(keys: Value) -> String {
         let body = keys.to_string();
         async move { ([("content-type", "application/json")], body) }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -112,15 +114,30 @@ fn code_of(response: &HttpResponse) -> String {
     }
     let marker = "Error <code>";
     text.find(marker)
-        .map(|i| text[i + marker.len()..].split('<').next().unwrap_or("").to_string())
+        .map(|i| {
+            text[i + marker.len()..]
+                .split('<')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
 /// The login function answers `event`; returns (response, state, nonce).
-async fn login(stack: &Stack, handler: &lti_http::handlers::LoginHandler) -> (HttpResponse, String, String) {
+async fn login(
+    stack: &Stack,
+    handler: &lti_http::handlers::LoginHandler,
+) -> (HttpResponse, String, String) {
     let response = handler.handle(to_http(event("login-get.json"))).await;
-    assert_eq!(response.status(), 302, "{}", String::from_utf8_lossy(response.body()));
-    let location = url::Url::parse(response.headers()["location"].to_str().expect("ascii")).expect("url");
+    assert_eq!(
+        response.status(),
+        302,
+        "{}",
+        String::from_utf8_lossy(response.body())
+    );
+    let location =
+        url::Url::parse(response.headers()["location"].to_str().expect("ascii")).expect("url");
     let q: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
     let _ = stack;
     (response, q["state"].clone(), q["nonce"].clone())
@@ -148,9 +165,14 @@ fn id_token(stack: &Stack, nonce: &str) -> String {
 
 /// The launch event of `events/launch-post.json`, with a real id_token and state.
 fn launch_event(token: &str, state: &str) -> lambda_http::Request {
-    let path = format!("{}/../../events/launch-post.json", env!("CARGO_MANIFEST_DIR"));
-    let mut raw: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("json");
-    raw["body"] = json!(serde_urlencoded::to_string([("id_token", token), ("state", state)]).expect("form"));
+    let path = format!(
+        "{}/../../events/launch-post.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut raw: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("json");
+    raw["body"] =
+        json!(serde_urlencoded::to_string([("id_token", token), ("state", state)]).expect("form"));
     raw["isBase64Encoded"] = json!(false);
     raw["cookies"] = json!([format!("lti-state-{state}={state}")]);
     lambda_http::request::from_str(&raw.to_string()).expect("event")
@@ -172,7 +194,10 @@ async fn every_event_file_is_answered_by_its_function() {
     for name in ["login-get.json", "login-post.json"] {
         let response = login.handle(to_http(event(name))).await;
         assert_eq!(response.status(), 302, "{name}");
-        assert!(response.headers()["location"].to_str().expect("ascii").starts_with("https://lms.example.edu/auth?"));
+        assert!(response.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("https://lms.example.edu/auth?"));
     }
     for name in ["jwks-get.json", "lti-jwks-get.json"] {
         let response = jwks.serve(to_http(event(name)), |h, r| h.handle(r)).await;
@@ -180,19 +205,40 @@ async fn every_event_file_is_answered_by_its_function() {
         assert_eq!(json_of(&response)["keys"][0]["alg"], "RS256");
     }
     // The sample launch event carries a placeholder token: refused, with a code.
-    let response = launch.serve(to_http(event("launch-post.json")), |h, r| h.handle(r)).await;
-    assert!(response.status().is_client_error(), "{} {}", response.status(), String::from_utf8_lossy(response.body()));
-    assert_eq!(code_of(&response), "LTI_KID_UNKNOWN", "the sample token's kid is not the platform's");
+    let response = launch
+        .serve(to_http(event("launch-post.json")), |h, r| h.handle(r))
+        .await;
+    assert!(
+        response.status().is_client_error(),
+        "{} {}",
+        response.status(),
+        String::from_utf8_lossy(response.body())
+    );
+    assert_eq!(
+        code_of(&response),
+        "LTI_KID_UNKNOWN",
+        "the sample token's kid is not the platform's"
+    );
 
-    let response = services.serve(to_http(event("config-get.json")), |h, r| h.handle(r)).await;
+    let response = services
+        .serve(to_http(event("config-get.json")), |h, r| h.handle(r))
+        .await;
     assert_eq!(json_of(&response)["loginUrl"], format!("{TOOL}/lti/login"));
     let response = services
-        .serve(to_http(event("admin-platforms-post.json")), |h, r| h.handle(r))
+        .serve(to_http(event("admin-platforms-post.json")), |h, r| {
+            h.handle(r)
+        })
         .await;
     // (After this the platform's keyset URL is the event's example URL: no launches.)
-    assert_eq!(response.status(), 200, "the platform exists already: updated");
+    assert_eq!(
+        response.status(),
+        200,
+        "the platform exists already: updated"
+    );
     let response = services
-        .serve(to_http(event("admin-platforms-get.json")), |h, r| h.handle(r))
+        .serve(to_http(event("admin-platforms-get.json")), |h, r| {
+            h.handle(r)
+        })
         .await;
     assert_eq!(json_of(&response)["platforms"][0]["issuer"], ISS);
     // The responses convert back to what lambda_http sends.
@@ -206,7 +252,9 @@ async fn an_unconfigured_function_answers_503_naming_the_missing_variable() {
     let clients = common::moto(None).await;
     let none = |_: &str| None;
     let login = functions::login(&clients, &none);
-    let response = login.serve(to_http(event("login-get.json")), |h, r| h.handle(r)).await;
+    let response = login
+        .serve(to_http(event("login-get.json")), |h, r| h.handle(r))
+        .await;
     assert_eq!(response.status(), 503);
     assert!(String::from_utf8_lossy(response.body()).contains("LTI_BASE_URL"));
     let only_base = |name: &str| match name {
@@ -215,11 +263,15 @@ async fn an_unconfigured_function_answers_503_naming_the_missing_variable() {
         _ => None,
     };
     let launch = functions::launch(&clients, &only_base);
-    let response = launch.serve(to_http(event("launch-post.json")), |h, r| h.handle(r)).await;
+    let response = launch
+        .serve(to_http(event("launch-post.json")), |h, r| h.handle(r))
+        .await;
     assert_eq!(response.status(), 503);
     assert!(String::from_utf8_lossy(response.body()).contains("LTI_TABLE_NAME"));
     let jwks = functions::jwks(&clients, &none);
-    let response = jwks.serve(to_http(event("jwks-get.json")), |h, r| h.handle(r)).await;
+    let response = jwks
+        .serve(to_http(event("jwks-get.json")), |h, r| h.handle(r))
+        .await;
     assert!(String::from_utf8_lossy(response.body()).contains("LTI_KMS_KEY_ID"));
 }
 
@@ -241,8 +293,15 @@ async fn a_warm_login_makes_one_write_and_a_warm_launch_two_aws_calls() {
     // Cold: each function reads what it caches (platform, deployment, public key).
     let (_, state, nonce) = login(&stack, &login_fn).await;
     let cold_login = stack.counter.take();
-    let response = launch_fn.handle(to_http(launch_event(&id_token(&stack, &nonce), &state))).await;
-    assert_eq!(response.status(), 200, "{}", String::from_utf8_lossy(response.body()));
+    let response = launch_fn
+        .handle(to_http(launch_event(&id_token(&stack, &nonce), &state)))
+        .await;
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        String::from_utf8_lossy(response.body())
+    );
     let cold_launch = stack.counter.take();
     jwks_fn.handle(to_http(event("jwks-get.json"))).await;
     let cold_jwks = stack.counter.take();
@@ -251,7 +310,9 @@ async fn a_warm_login_makes_one_write_and_a_warm_launch_two_aws_calls() {
     let (_, state, nonce) = login(&stack, &login_fn).await;
     let warm_login = stack.counter.take();
     let token = id_token(&stack, &nonce);
-    let response = launch_fn.handle(to_http(launch_event(&token, &state))).await;
+    let response = launch_fn
+        .handle(to_http(launch_event(&token, &state)))
+        .await;
     assert_eq!(response.status(), 200);
     let warm_launch = stack.counter.take();
     let response = jwks_fn.handle(to_http(event("jwks-get.json"))).await;
@@ -261,7 +322,11 @@ async fn a_warm_login_makes_one_write_and_a_warm_launch_two_aws_calls() {
     println!("AWS calls per login: cold {cold_login:?}, warm {warm_login:?}");
     println!("AWS calls per launch: cold {cold_launch:?}, warm {warm_launch:?}");
     println!("AWS calls per JWKS request: cold {cold_jwks:?}, warm {warm_jwks:?}");
-    assert_eq!(warm_login, vec!["dynamodb:PutItem"], "login: one DynamoDB write");
+    assert_eq!(
+        warm_login,
+        vec!["dynamodb:PutItem"],
+        "login: one DynamoDB write"
+    );
     assert_eq!(
         warm_launch,
         vec!["dynamodb:TransactWriteItems", "kms:Sign"],
@@ -270,9 +335,19 @@ async fn a_warm_login_makes_one_write_and_a_warm_launch_two_aws_calls() {
     assert!(warm_jwks.is_empty(), "JWKS: no call when warm");
 
     // The state is consumed and the user exists.
-    let stored = stack.store.stored_state(&state, SystemClock.now()).await.expect("read").expect("kept until expiry");
+    let stored = stack
+        .store
+        .stored_state(&state, SystemClock.now())
+        .await
+        .expect("read")
+        .expect("kept until expiry");
     assert!(stored.consumed_at.is_some());
-    let user = stack.store.user(ISS, "user-42").await.expect("read").expect("provisioned");
+    let user = stack
+        .store
+        .user(ISS, "user-42")
+        .await
+        .expect("read")
+        .expect("provisioned");
     assert_eq!(user.email.as_deref(), Some("ada@example.edu"));
 }
 

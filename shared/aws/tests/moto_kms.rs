@@ -13,11 +13,16 @@ async fn a_token_signed_in_kms_verifies_with_the_published_key() {
     let (key, alias) = common::fresh_key(&clients).await;
     let signer = KmsSigner::new(clients.kms.clone(), alias, vec![]);
     let claims = serde_json::json!({"sub": "u", "aud": "app", "exp": 4_000_000_000u64});
-    let token = lti_core::jwt::sign_jwt(&signer, &claims).await.expect("signed");
+    let token = lti_core::jwt::sign_jwt(&signer, &claims)
+        .await
+        .expect("signed");
     let keys = signer.public_keys().await.expect("keys");
     assert_eq!(keys.len(), 1);
     let jwk = &keys[0];
-    assert_eq!((jwk.kty.as_str(), jwk.alg.as_str(), jwk.use_.as_str()), ("RSA", "RS256", "sig"));
+    assert_eq!(
+        (jwk.kty.as_str(), jwk.alg.as_str(), jwk.use_.as_str()),
+        ("RSA", "RS256", "sig")
+    );
     let header = jsonwebtoken::decode_header(&token).expect("header");
     assert_eq!(header.kid.as_deref(), Some(jwk.kid.as_str()));
     let decoding = jsonwebtoken::DecodingKey::from_rsa_components(&jwk.n, &jwk.e).expect("key");
@@ -38,7 +43,10 @@ async fn previous_keys_are_published_after_the_active_one() {
     let (new, _) = common::fresh_key(&clients).await;
     let signer = KmsSigner::new(clients.kms.clone(), new.clone(), vec![old.clone()]);
     let keys = signer.public_keys().await.expect("keys");
-    let old_kid = KmsSigner::new(clients.kms.clone(), old, vec![]).key_id().await.expect("kid");
+    let old_kid = KmsSigner::new(clients.kms.clone(), old, vec![])
+        .key_id()
+        .await
+        .expect("kid");
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0].kid, signer.key_id().await.expect("kid"));
     assert_eq!(keys[1].kid, old_kid);
@@ -60,5 +68,8 @@ async fn public_keys_are_fetched_once_per_instance_and_large_inputs_never_reach_
     let err = signer.sign(&vec![b'x'; 4097]).await.expect_err("too large");
     assert!(matches!(err, SignerError::TooLarge(4097)));
     assert_eq!(counter.total(), 0, "refused before any call");
-    signer.sign(&[b'x'; 4096]).await.expect("4096 bytes is the limit, inclusive");
+    signer
+        .sign(&[b'x'; 4096])
+        .await
+        .expect("4096 bytes is the limit, inclusive");
 }

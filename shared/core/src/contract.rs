@@ -2,6 +2,7 @@
 //! in this crate's tests, the DynamoDB ones against a moto server. Keys are random so
 //! suites can share a table and run in parallel.
 
+use crate::keys::{KeySetCache, SharedKeySet};
 use crate::platform::{Deployment, LaunchProfile, Platform, PlatformStore};
 use crate::random::{Random, SystemRandom};
 use crate::state::{ConsumeError, LaunchStore, LoginState, StateClaim};
@@ -283,4 +284,30 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
         .record_once(&key, NOW + 200, NOW + 61, &user)
         .await
         .expect("usable again once expired");
+}
+
+/// Runs every [`KeySetCache`] check.
+pub async fn key_set_cache_contract(cache: &dyn KeySetCache) {
+    let url = format!("https://{}.example/jwks", unique("lms"));
+    assert!(cache.get(&url, NOW).await.is_none());
+    let set = SharedKeySet {
+        body: br#"{"keys":[]}"#.to_vec(),
+        fresh_until: NOW + 300,
+    };
+    cache.put(&url, set.clone()).await;
+    assert_eq!(cache.get(&url, NOW + 299).await, Some(set));
+    assert!(
+        cache.get(&url, NOW + 300).await.is_none(),
+        "stale documents are not returned"
+    );
+    let newer = SharedKeySet {
+        body: br#"{"keys":[{"kid":"2"}]}"#.to_vec(),
+        fresh_until: NOW + 900,
+    };
+    cache.put(&url, newer.clone()).await;
+    assert_eq!(
+        cache.get(&url, NOW + 400).await,
+        Some(newer),
+        "a refetch replaces it"
+    );
 }

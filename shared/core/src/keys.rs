@@ -122,9 +122,31 @@ struct Cache {
     misses: HashMap<(String, String), i64>,
 }
 
+/// A JWKS document kept for every instance (DynamoDB on AWS), so a cold start can
+/// verify a launch without fetching the platform's keys again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedKeySet {
+    /// The JWKS document as fetched.
+    pub body: Vec<u8>,
+    /// Until when it may be used without refetching, epoch seconds.
+    pub fresh_until: i64,
+}
+
+/// Storage of fetched JWKS documents shared across instances. Optional: without it,
+/// each instance fetches on its first launch.
+#[async_trait]
+pub trait KeySetCache: Send + Sync {
+    /// The document fetched from `url`, if still fresh at `now`.
+    async fn get(&self, url: &str, now: i64) -> Option<SharedKeySet>;
+    /// Keeps a freshly fetched document. Failures are the adapter's to log: the
+    /// launch goes on with the keys it has.
+    async fn put(&self, url: &str, set: SharedKeySet);
+}
+
 /// Platform keys cached per JWKS URL, shared by every launch of a warm instance.
 pub struct PlatformKeys {
     fetcher: Arc<dyn KeySetFetcher>,
+    shared: Option<Arc<dyn KeySetCache>>,
     cache: Mutex<Cache>,
 }
 
@@ -133,8 +155,16 @@ impl PlatformKeys {
     pub fn new(fetcher: Arc<dyn KeySetFetcher>) -> Self {
         Self {
             fetcher,
+            shared: None,
             cache: Mutex::new(Cache::default()),
         }
+    }
+
+    /// Also keeps fetched documents in `shared`, and reads them from there on a cold
+    /// start before fetching.
+    pub fn with_shared_cache(mut self, shared: Arc<dyn KeySetCache>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -144,7 +174,7 @@ impl PlatformKeys {
 
     /// The key `kid` published at `url`, fetching or refetching as needed.
     pub async fn key(&self, url: &str, kid: &str, now: i64) -> Result<Arc<DecodingKey>, KeyError> {
-        {
+        let cold = {
             let cache = self.lock();
             let fresh = cache.sets.get(url).filter(|e| e.fresh_until > now);
             if let Some(key) = fresh.and_then(|e| e.keys.get(kid)) {
@@ -157,6 +187,27 @@ impl PlatformKeys {
             {
                 return Err(KeyError::UnknownKid);
             }
+            cache.sets.get(url).is_none_or(|e| e.fresh_until <= now)
+        };
+        // Cold (nothing fresh in memory): another instance may have fetched already.
+        if cold {
+            if let Some(shared) = &self.shared {
+                if let Some(set) = shared.get(url, now).await.filter(|s| s.fresh_until > now) {
+                    if let Ok(keys) = parse_jwks(&set.body) {
+                        let found = keys.get(kid).cloned();
+                        self.lock().sets.insert(
+                            url.to_string(),
+                            Entry {
+                                keys,
+                                fresh_until: set.fresh_until,
+                            },
+                        );
+                        if let Some(key) = found {
+                            return Ok(key);
+                        }
+                    }
+                }
+            }
         }
         // Not cached, stale, or an unknown kid in a fresh set: fetch once.
         let fetched = self.fetcher.fetch(url).await?;
@@ -168,6 +219,17 @@ impl PlatformKeys {
             .max_age
             .unwrap_or(DEFAULT_MAX_AGE)
             .clamp(0, MAX_MAX_AGE);
+        if let Some(shared) = &self.shared {
+            shared
+                .put(
+                    url,
+                    SharedKeySet {
+                        body: fetched.body.clone(),
+                        fresh_until: now + max_age,
+                    },
+                )
+                .await;
+        }
         let mut cache = self.lock();
         let found = keys.get(kid).cloned();
         cache.sets.insert(
@@ -286,6 +348,48 @@ mod tests {
         keys.key("u", "k1", 0).await.expect("found");
         keys.key("u", "k1", MAX_MAX_AGE).await.expect("found");
         assert_eq!(f.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[derive(Default)]
+    struct Shared(Mutex<HashMap<String, SharedKeySet>>);
+
+    #[async_trait]
+    impl KeySetCache for Shared {
+        async fn get(&self, url: &str, now: i64) -> Option<SharedKeySet> {
+            self.0
+                .lock()
+                .expect("lock")
+                .get(url)
+                .filter(|s| s.fresh_until > now)
+                .cloned()
+        }
+        async fn put(&self, url: &str, set: SharedKeySet) {
+            self.0.lock().expect("lock").insert(url.to_string(), set);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cold_instance_uses_keys_another_instance_fetched() {
+        let f = fetcher("k1", Some(600));
+        let shared = Arc::new(Shared::default());
+        let first = PlatformKeys::new(f.clone()).with_shared_cache(shared.clone());
+        first.key("u", "k1", 0).await.expect("found");
+        assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+        let second = PlatformKeys::new(f.clone()).with_shared_cache(shared.clone());
+        second
+            .key("u", "k1", 10)
+            .await
+            .expect("found in the shared cache");
+        assert_eq!(f.calls.load(Ordering::SeqCst), 1, "no second fetch");
+        // An unknown kid still reaches the platform, and a stale shared copy is not used.
+        assert!(matches!(
+            second.key("u", "k9", 11).await,
+            Err(KeyError::UnknownKid)
+        ));
+        assert_eq!(f.calls.load(Ordering::SeqCst), 2);
+        let third = PlatformKeys::new(f.clone()).with_shared_cache(shared);
+        third.key("u", "k1", 700).await.expect("refetched");
+        assert_eq!(f.calls.load(Ordering::SeqCst), 3);
     }
 
     #[test]

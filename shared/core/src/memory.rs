@@ -5,6 +5,7 @@
 //! conditional write).
 
 use crate::error::StoreError;
+use crate::keys::{KeySetCache, SharedKeySet};
 use crate::platform::{Deployment, Platform, PlatformStore};
 use crate::state::{refusal, ConsumeError, LaunchStore, LoginState, StateClaim, StoredState};
 use crate::user::{UserRecord, UserStore};
@@ -28,6 +29,7 @@ struct Inner {
     deployments: BTreeMap<(String, String, String), Deployment>,
     states: HashMap<String, StoredState>,
     once: HashMap<String, i64>,
+    key_sets: HashMap<String, SharedKeySet>,
     /// State count at which expired states are next pruned (amortized: doubles when
     /// pruning frees little, so inserts stay O(1) on average).
     prune_at: usize,
@@ -253,5 +255,19 @@ impl UserStore for MemoryStore {
             .users
             .get(&(issuer.to_string(), sub.to_string()))
             .cloned())
+    }
+}
+
+#[async_trait]
+impl KeySetCache for MemoryStore {
+    async fn get(&self, url: &str, now: i64) -> Option<SharedKeySet> {
+        self.lock()
+            .key_sets
+            .get(url)
+            .filter(|s| s.fresh_until > now)
+            .cloned()
+    }
+    async fn put(&self, url: &str, set: SharedKeySet) {
+        self.lock().key_sets.insert(url.to_string(), set);
     }
 }

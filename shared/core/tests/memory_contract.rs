@@ -1,6 +1,6 @@
 //! The in-memory adapters pass the storage contract suites.
 
-use lti_core::contract::{launch_store_contract, platform_store_contract};
+use lti_core::contract::{key_set_cache_contract, launch_store_contract, platform_store_contract};
 use lti_core::memory::MemoryStore;
 use std::sync::Arc;
 
@@ -13,4 +13,9 @@ async fn the_memory_platform_store_meets_the_contract() {
 async fn the_memory_launch_store_meets_the_contract() {
     let store = Arc::new(MemoryStore::new());
     launch_store_contract(store.clone(), store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn the_memory_key_set_cache_meets_the_contract() {
+    key_set_cache_contract(&MemoryStore::new()).await;
 }

@@ -11,7 +11,10 @@ use std::collections::HashMap;
 pub async fn moto(counter: Option<CallCounter>) -> Clients {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .expect("AWS_ENDPOINT_URL must point at a moto server (tests/run.sh starts one)");
-    assert!(endpoint.starts_with("http://127.0.0.1"), "tests only talk to a local moto server");
+    assert!(
+        endpoint.starts_with("http://127.0.0.1"),
+        "tests only talk to a local moto server"
+    );
     Clients::from_env(counter).await
 }
 
@@ -35,7 +38,10 @@ pub async fn fresh_key(clients: &Clients) -> (String, String) {
 
 pub fn uuid_like() -> String {
     use lti_core::random::{Random, SystemRandom};
-    SystemRandom.token(9).replace(['-', '_'], "x").to_lowercase()
+    SystemRandom
+        .token(9)
+        .replace(['-', '_'], "x")
+        .to_lowercase()
 }
 
 /// A configuration lookup over `pairs`.
