@@ -118,7 +118,9 @@ impl PlatformStore for CachedPlatformStore {
             .deployment(issuer, client_id, deployment_id)
             .await?;
         if let Some(d) = &found {
-            self.lock().deployments.insert(key, (d.clone(), now + self.ttl));
+            self.lock()
+                .deployments
+                .insert(key, (d.clone(), now + self.ttl));
         }
         Ok(found)
     }
@@ -155,7 +157,12 @@ mod tests {
         async fn list_platforms(&self) -> Result<Vec<Platform>, StoreError> {
             self.inner.list_platforms().await
         }
-        async fn deployment(&self, i: &str, c: &str, d: &str) -> Result<Option<Deployment>, StoreError> {
+        async fn deployment(
+            &self,
+            i: &str,
+            c: &str,
+            d: &str,
+        ) -> Result<Option<Deployment>, StoreError> {
             self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.inner.deployment(i, c, d).await
         }
@@ -183,7 +190,10 @@ mod tests {
             .save_platform(crate::contract::sample_platform("i", "c", 0))
             .await
             .expect("save");
-        assert!(cache.platform("i", "c").await.expect("read").is_some(), "new platform at once");
+        assert!(
+            cache.platform("i", "c").await.expect("read").is_some(),
+            "new platform at once"
+        );
         cache.platform("i", "c").await.expect("read");
         assert_eq!(reads(), 3, "the hit is cached");
         clock.advance(DEFAULT_TTL);
