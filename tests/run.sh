@@ -138,6 +138,10 @@ section "interoperability: independent platform (lti1p3platform) and tool (pylti
 LTI_DEV_URL="$DEV_URL" LTI_DEV_ADMIN_TOKEN="$ADMIN_TOKEN" tests/interop/run.sh
 done_step "interop"
 
+section "real browser: headless Chromium clicks through the demo platform"
+LTI_DEV_URL="$DEV_URL" tests/browser/run.sh
+done_step "browser"
+
 section "template: cfn-lint, sam validate --lint"
 tests/template-check.sh
 done_step "template"

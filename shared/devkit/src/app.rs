@@ -10,7 +10,7 @@ use lti_http::{HttpRequest, HttpResponse};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// The demo app.
 pub struct DemoApp {
@@ -38,6 +38,7 @@ fn page(title: &str, body: Markup) -> String {
         html lang="en" {
             head {
                 meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="referrer" content="no-referrer";
                 title { (title) }
                 style { (PreEscaped("body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}pre{background:#f4f5f8;padding:1rem;overflow:auto;font-size:.8rem}td{padding:.2rem .8rem .2rem 0;vertical-align:top}.ok{color:#0a7a33}.bad{color:#b3261e}")) }
@@ -146,7 +147,7 @@ fn welcome(claims: &Value) -> String {
                 .unwrap_or_default()
         })
         .collect();
-    let mut custom: HashMap<String, String> = HashMap::new();
+    let mut custom: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in &ctx.custom {
         custom.insert(
             k.clone(),

@@ -21,7 +21,7 @@ pub enum LaunchError {
     #[error("the launch has no state")]
     StateMissing,
     /// The browser did not send the state cookie set at login.
-    #[error("the browser did not send back the login cookie; it may block third-party cookies")]
+    #[error("the browser did not send back the login cookie: this launch was already used, or the browser blocks cookies; please launch again from the course")]
     StateCookieMissing,
     /// The state cookie does not match the posted state: not the browser that logged in.
     #[error("the launch state is not bound to this browser")]
