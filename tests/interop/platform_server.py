@@ -19,8 +19,10 @@ Endpoints (all on http://127.0.0.1:P):
                                    instead of a redirect), roles=<comma list>
                                    (overrides; empty = no role), omit=<comma
                                    list of name,email,context,custom,ags,nrps,
-                                   launch_presentation>, tamper=<name> (see
-                                   TAMPERS: produce a deliberately bad launch).
+                                   launch_presentation>, profile=canvas (the
+                                   claims as Canvas sends them), tamper=<name> (see
+                                   TAMPERS, STATE_TAMPERS, FORM_TAMPERS:
+                                   produce a deliberately bad launch).
   GET|POST /auth                   OIDC authorization endpoint: answers an
                                    auto-submitting form POST of id_token+state
                                    to the redirect_uri, or 400 JSON
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import functools
 import hashlib
 import hmac
 import html
@@ -59,6 +62,7 @@ from lti1p3platform.exceptions import (
     PreflightRequestValidationException,
     UnsupportedGrantType,
 )
+import lti1p3platform.registration as _lti_registration
 from lti1p3platform.ltiplatform import LTI1P3PlatformConfAbstract
 from lti1p3platform.message_launch import LTIAdvantageMessageLaunchAbstract
 from lti1p3platform.oidc_login import OIDCLoginAbstract
@@ -105,6 +109,41 @@ RESOURCE_LINK = {
     "description": "A quiz launched from the interop platform",
 }
 CUSTOM = {"chapter": "3", "mode": "quiz"}
+
+
+# --------------------------------------------------------------------------
+# Speed: lti1p3platform parses the platform's PEM private key twice per id_token
+# (jwcrypto for the kid, PyJWT to sign), and cryptography checks an RSA private
+# key on every load: ~100 ms per launch. Same keys every time, so parse once.
+# --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _private_key(pem: str) -> t.Any:
+    return serialization.load_pem_private_key(pem.encode(), password=None)
+
+
+_library_get_jwk = _lti_registration.Registration.get_jwk
+
+
+@functools.lru_cache(maxsize=16)
+def _jwk_of(pem: str) -> str:
+    return json.dumps(_library_get_jwk(pem))
+
+
+def _cached_get_jwk(cls: t.Any, key_pem: str) -> t.Dict[str, t.Any]:
+    return t.cast(t.Dict[str, t.Any], json.loads(_jwk_of(key_pem)))
+
+
+def _cached_jwt_encode(payload: t.Any, key: t.Any, algorithm: str = "HS256",
+                       headers: t.Any = None, json_encoder: t.Any = None) -> str:
+    if isinstance(key, str) and "PRIVATE KEY" in key:
+        key = _private_key(key)
+    return jwt.encode(payload, key, algorithm, headers, json_encoder)
+
+
+_lti_registration.Registration.get_jwk = classmethod(_cached_get_jwk)  # type: ignore[assignment]
+_lti_registration.jwt_encode = _cached_jwt_encode  # type: ignore[assignment]
 
 
 def _b64url(data: bytes) -> str:
@@ -313,6 +352,11 @@ class FlaskMessageLaunch(LTIAdvantageMessageLaunchAbstract):
 
     def generate_launch_request(self) -> t.Any:
         data = super().generate_launch_request()
+        if self._pending.get("profile") == "canvas":
+            data = dict(data)
+            header = jwt.get_unverified_header(data["id_token"])
+            claims = jwt.decode(data["id_token"], options={"verify_signature": False})
+            data["id_token"] = _sign(canvas_like(claims, self._pending["user"]), header)
         tamper = self._pending.get("tamper")
         if tamper:
             data = dict(data)
@@ -323,6 +367,12 @@ class FlaskMessageLaunch(LTIAdvantageMessageLaunchAbstract):
 
     def render_launch_form(self, launch_data: t.Dict[str, t.Any], **kwargs: t.Any) -> Response:
         fields = {"id_token": launch_data["id_token"]}
+        tamper = self._pending.get("tamper")
+        if tamper == "no_id_token":
+            fields = {}
+        elif tamper == "platform_error":
+            # an OIDC error response (OIDC Core 3.1.2.6) instead of a token
+            fields = {"error": "login_required", "error_description": "The user is not logged in."}
         if launch_data.get("state") is not None:
             fields["state"] = launch_data["state"]
         _record_expected(self._pending["user"], launch_data["id_token"])
@@ -331,12 +381,65 @@ class FlaskMessageLaunch(LTIAdvantageMessageLaunchAbstract):
 
 
 # --------------------------------------------------------------------------
+# profile=canvas: the claims as Canvas sends them (shape and size), from
+# Canvas's documented id_token: its extra sub-object members
+# (validation_context, errors), lis, picture, locale, legacy LTI 1.1 ids,
+# placement, five AGS scopes, institution + system roles, custom variables.
+# --------------------------------------------------------------------------
+
+CANVAS_CUSTOM = {
+    "canvas_course_id": "$Canvas.course.id", "canvas_user_id": "$Canvas.user.id",
+    "canvas_user_login_id": "$Canvas.user.loginId", "canvas_user_sis_id": "$Canvas.user.sisSourceId",
+    "canvas_course_sis_id": "$Canvas.course.sisSourceId", "canvas_section_ids": "$Canvas.course.sectionIds",
+    "canvas_enrollment_state": "$Canvas.enrollment.enrollmentState",
+    "canvas_assignment_id": "$Canvas.assignment.id", "canvas_assignment_title": "$Canvas.assignment.title",
+    "canvas_api_domain": "$Canvas.api.domain", "person_timezone": "$Person.address.timezone",
+}
+
+
+def canvas_like(claims: t.Dict[str, t.Any], user: str) -> t.Dict[str, t.Any]:
+    c = copy.deepcopy(claims)
+    extra = {"validation_context": None, "errors": {"errors": {}}}
+    for name in ("resource_link", "context", "tool_platform", "launch_presentation"):
+        if LTI + name in c:
+            c[LTI + name].update(extra)
+    if LTI + "launch_presentation" in c:
+        c[LTI + "launch_presentation"].update(
+            locale="en", height=400, width=800,
+            return_url=f"{S.base_url}/courses/1234/external_content/success/external_tool_redirect")
+    ags = "https://purl.imsglobal.org/spec/lti-ags/"
+    if ags + "claim/endpoint" in c:
+        c[ags + "claim/endpoint"].update(extra, scope=[
+            ags + "scope/lineitem", ags + "scope/lineitem.readonly", ags + "scope/result.readonly",
+            ags + "scope/score", "https://canvas.instructure.com/lti-ags/progress/scope/show"])
+    nrps = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+    if nrps in c:
+        c[nrps].update(extra)
+    sourced = hashlib.sha1(f"{user}-{S.port}".encode()).hexdigest()
+    if c.get(LTI + "roles"):
+        c[LTI + "roles"] = list(c[LTI + "roles"]) + [ROLE + "system/person#User"]
+    if LTI + "custom" in c:
+        c[LTI + "custom"] = dict(c[LTI + "custom"], **{k: v.replace("$", "sub-") for k, v in CANVAS_CUSTOM.items()})
+    c.update({
+        "picture": "https://canvas.instructure.com/images/messages/avatar-50.png",
+        "locale": "en",
+        LTI + "lis": {"person_sourcedid": f"SIS-{user}-0042", "course_offering_sourcedid": "SIS-COURSE-INTEROP-101",
+                      **extra},
+        LTI + "lti11_legacy_user_id": sourced,
+        LTI + "lti1p1": {"user_id": sourced, **extra},
+        "errors": {"errors": {}},
+        "https://www.instructure.com/placement": "assignment_selection",
+    })
+    return c
+
+
+# --------------------------------------------------------------------------
 # Tampering: deliberately bad launches for rejection tests
 # --------------------------------------------------------------------------
 
 
 def _sign(claims: t.Dict[str, t.Any], header: t.Dict[str, t.Any], key: str = "") -> str:
-    return jwt.encode(claims, key or S.private_pem, algorithm="RS256", headers=header)
+    return jwt.encode(claims, _private_key(key or S.private_pem), algorithm="RS256", headers=header)
 
 
 def _claims_tamper(fn: t.Callable[[t.Dict[str, t.Any]], None]) -> t.Callable[..., str]:
@@ -364,6 +467,10 @@ def _set(name: str, value: t.Any) -> t.Callable[[t.Dict[str, t.Any]], None]:
 
 def _no_resource_link_id(c: t.Dict[str, t.Any]) -> None:
     c.get(LTI + "resource_link", {}).pop("id", None)
+
+
+def _context_without_id(c: t.Dict[str, t.Any]) -> None:
+    c.setdefault(LTI + "context", dict(CONTEXT)).pop("id", None)
 
 
 def _aud_array(azp: t.Optional[str]) -> t.Callable[[t.Dict[str, t.Any]], None]:
@@ -444,8 +551,18 @@ TAMPERS: t.Dict[str, TokenTamper] = {
     "no_roles": _claims_tamper(_pop(LTI + "roles")),
     "no_resource_link_id": _claims_tamper(_no_resource_link_id),
     "wrong_target_link_uri": _claims_tamper(_set(LTI + "target_link_uri", "https://elsewhere.example/launch")),
+    # more standard-claim and claim-shape cases
+    "no_iss": _claims_tamper(_pop("iss")),
+    "no_aud": _claims_tamper(_pop("aud", "azp")),
+    "no_exp": _claims_tamper(_pop("exp")),
+    "no_iat": _claims_tamper(_pop("iat")),
+    "roles_not_list": _claims_tamper(_set(LTI + "roles", ROLE + "membership#Learner")),
+    "context_without_id": _claims_tamper(_context_without_id),
+    "deep_linking_without_settings": _claims_tamper(_set(LTI + "message_type", "LtiDeepLinkingRequest")),
 }
+# tampers of the form posted to the tool rather than of the id_token
 STATE_TAMPERS = {"no_state", "wrong_state"}
+FORM_TAMPERS = {"no_id_token", "platform_error"}
 
 
 def apply_tamper(name: str, id_token: str, state: str) -> t.Tuple[str, t.Optional[str]]:
@@ -453,6 +570,8 @@ def apply_tamper(name: str, id_token: str, state: str) -> t.Tuple[str, t.Optiona
         return id_token, None
     if name == "wrong_state":
         return id_token, "state-" + secrets.token_hex(12)
+    if name in FORM_TAMPERS:
+        return id_token, state  # see FlaskMessageLaunch.render_launch_form
     header = jwt.get_unverified_header(id_token)
     claims = jwt.decode(id_token, options={"verify_signature": False})
     return TAMPERS[name](header, claims, id_token), state
@@ -525,7 +644,7 @@ def config() -> Response:
 
 @app.get("/.tampers")
 def tampers() -> Response:
-    return jsonify(sorted(set(TAMPERS) | STATE_TAMPERS))
+    return jsonify(sorted(set(TAMPERS) | STATE_TAMPERS | FORM_TAMPERS))
 
 
 @app.get("/.expected")
@@ -549,12 +668,15 @@ def launch_start() -> Response:
     if user not in USERS:
         return bad_request("user", "user must be one of " + ", ".join(USERS))
     tamper = request.args.get("tamper") or None
-    if tamper and tamper not in TAMPERS and tamper not in STATE_TAMPERS:
+    if tamper and tamper not in TAMPERS and tamper not in STATE_TAMPERS | FORM_TAMPERS:
         return bad_request("tamper", f"unknown tamper {tamper!r}")
     roles = None
     if "roles" in request.args:
         roles = [r for r in request.args["roles"].split(",") if r]
     omit = {o for o in request.args.get("omit", "").split(",") if o}
+    profile = request.args.get("profile") or None
+    if profile not in (None, "canvas"):
+        return bad_request("profile", "profile must be canvas")
     method = request.args.get("method", "get").lower()
 
     login_hint = f"lh-{user}-{secrets.token_urlsafe(12)}"
@@ -568,6 +690,7 @@ def launch_start() -> Response:
             "login_hint": login_hint,
             "roles": roles,
             "omit": omit,
+            "profile": profile,
             "tamper": tamper,
             "created": now,
             "used": False,

@@ -22,7 +22,8 @@ It mirrors our tool's routes, so a platform configured for
 Besides pylti1p3's checks it adds a few it skips (each reported with
 error_type "InteropCheck"): aud must contain the client_id (and azp must be
 the client_id when aud is an array), a nonce is accepted once only, iat may
-be at most 6 minutes old (and not in the future), the target_link_uri of the
+be at most 6 minutes old (and not in the future), exp is required, roles must
+be an array and a context claim must have an id, the target_link_uri of the
 login and of the id_token must be on this tool.
 """
 from __future__ import annotations
@@ -108,6 +109,16 @@ def _extra_checks(claims: t.Dict[str, t.Any]) -> None:
         raise InteropCheck("aud is not the client_id")
     if "azp" in claims and claims["azp"] != State.client_id:
         raise InteropCheck("azp is not the client_id")
+    # pylti1p3 (PyJWT defaults) accepts a token without exp (OIDC Core 2: REQUIRED)
+    if not isinstance(claims.get("exp"), (int, float)):
+        raise InteropCheck("exp is missing")
+    # nor does it check the shape of roles (LTI 1.3 5.3.7: an array) or that a
+    # context claim has its id (5.4.1: REQUIRED)
+    if not isinstance(claims.get(LTI + "roles"), list):
+        raise InteropCheck("roles is not an array")
+    ctx = claims.get(LTI + "context")
+    if ctx is not None and not (isinstance(ctx, dict) and ctx.get("id")):
+        raise InteropCheck("context has no id")
     # pylti1p3 bounds neither iat's age nor target_link_uri
     iat = claims.get("iat")
     now = time.time()

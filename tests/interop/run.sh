@@ -3,8 +3,9 @@
 #   tests/interop/run.sh [pytest args...]
 # The venv is .tools/interop-venv at the repo root (gitignored); packages are
 # (re)installed only when requirements.txt or the Python version changed.
-# Tests that need our Rust dev server read its URL from LTI_DEV_URL (they
-# skip without it).
+# Tests that need our Rust dev server read its URL and admin token from
+# LTI_DEV_URL and LTI_DEV_ADMIN_TOKEN and fail without them, unless
+# LTI_INTEROP_SKIP_DEV=1 (then they are skipped). See README.md.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"

@@ -222,6 +222,8 @@ impl DevServer {
              \x20   JWKS URL:      {b}{jwks}\n\
              \x20   Config:        {b}{config}\n\
              \n  Demo platform: {b}/platform  (issuer {b}/platform, client_id {client}, deployment {dep})\n\
+             \x20 Other tools:   POST {b}/platform/tools  with JSON {{\"url\": \"<tool base URL>\"}} gives another tool its own\n\
+             \x20                client_id (redirect URI <tool>/lti/launch); launch with {b}/platform/launch?user=learner&tool=<id>\n\
              \x20 Demo app:      {b}/app\n\
              \x20 Admin API:     POST {b}/admin/platforms  with  Authorization: Bearer <token>\n\
              \x20 Admin token:   {token_line}\n\

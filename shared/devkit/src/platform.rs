@@ -4,6 +4,12 @@
 //! It speaks standard LTI 1.3: it starts the OIDC login at the tool, checks the
 //! authorization request like a strict platform would, and answers with a signed
 //! id_token posted to the registered redirect URI.
+//!
+//! Besides lti-lambda itself it can launch into other tools (an independent LTI
+//! implementation, for interoperability tests): `POST /platform/tools` with
+//! `{"url": "<tool base URL>"}` registers one with its own client_id and the redirect
+//! URI `<tool>/lti/launch`; `/platform/launch?user=learner&tool=<id>` launches into it.
+//! Registrations live in memory until the server stops.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -14,7 +20,7 @@ use lti_http::pages::info_page as page;
 use lti_http::respond;
 use lti_http::{HttpRequest, HttpResponse};
 use maud::html;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -25,6 +31,109 @@ pub const CLIENT_ID: &str = "lti-dev-demo";
 pub const DEPLOYMENT_ID: &str = "1";
 /// The resource link every demo launch is for.
 pub const RESOURCE_LINK_ID: &str = "demo-link-1";
+/// The id of lti-lambda itself among the demo platform's tools.
+pub const BUILTIN_TOOL_ID: &str = "lti-lambda";
+/// The client_id prefix of tools registered with `POST /platform/tools`.
+pub const EXTRA_CLIENT_ID_PREFIX: &str = "lti-dev-tool-";
+/// At most this many registered tools are kept (the oldest goes first).
+pub const MAX_EXTRA_TOOLS: usize = 50;
+
+/// A tool the demo platform launches into: lti-lambda itself, or one registered with
+/// `POST /platform/tools`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoTool {
+    /// `lti-lambda`, or `tool-<n>` for a registered tool.
+    pub id: String,
+    pub name: String,
+    /// The client_id the demo platform gave the tool.
+    pub client_id: String,
+    pub deployment_id: String,
+    /// Its OIDC login initiation URL.
+    pub login_url: String,
+    /// Its only registered redirect URI, also the launch's target_link_uri.
+    pub redirect_uri: String,
+}
+
+/// The body of `POST /platform/tools`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ToolInput {
+    /// The tool's base URL: login `<url>/lti/login`, redirect URI `<url>/lti/launch`.
+    pub url: Option<String>,
+    /// Overrides the login initiation URL.
+    pub login_url: Option<String>,
+    /// Overrides the redirect URI (and target_link_uri).
+    pub redirect_uri: Option<String>,
+    pub name: Option<String>,
+}
+
+/// `POST /platform/tools` was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct ToolInputError(String);
+
+impl lti_core::error::Problem for ToolInputError {
+    fn code(&self) -> &'static str {
+        "PLATFORM_TOOL_INVALID"
+    }
+    fn kind(&self) -> lti_core::error::ErrorKind {
+        lti_core::error::ErrorKind::BadRequest
+    }
+    fn public_message(&self) -> String {
+        lti_core::error::sentence(&self.0)
+    }
+}
+
+/// An absolute http(s) URL without credentials or fragment.
+fn tool_url(value: &str, field: &str) -> Result<url::Url, ToolInputError> {
+    let url = url::Url::parse(value.trim())
+        .map_err(|_| ToolInputError(format!("{field} is not an absolute URL")))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(ToolInputError(format!(
+            "{field} must be an http(s) URL without credentials or fragment"
+        )));
+    }
+    Ok(url)
+}
+
+impl ToolInput {
+    /// The login and redirect URLs, checked.
+    fn urls(&self) -> Result<(String, String), ToolInputError> {
+        let base = match self.url.as_deref() {
+            Some(u) => {
+                let base = tool_url(u, "url")?;
+                if base.query().is_some() {
+                    return Err(ToolInputError("url must have no query".into()));
+                }
+                Some(base)
+            }
+            None => None,
+        };
+        let from_base = |path: &str| {
+            base.as_ref()
+                .map(|b| format!("{}{path}", b.as_str().trim_end_matches('/')))
+        };
+        let login = match self.login_url.as_deref() {
+            Some(u) => tool_url(u, "loginUrl")?.to_string(),
+            None => from_base("/lti/login").ok_or_else(|| {
+                ToolInputError("url (or loginUrl and redirectUri) is required".into())
+            })?,
+        };
+        let redirect = match self.redirect_uri.as_deref() {
+            Some(u) => tool_url(u, "redirectUri")?.to_string(),
+            None => from_base("/lti/launch").ok_or_else(|| {
+                ToolInputError("url (or loginUrl and redirectUri) is required".into())
+            })?,
+        };
+        Ok((login, redirect))
+    }
+}
 
 /// A person the demo platform can launch as.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +199,9 @@ pub struct DemoPlatform {
     /// The tool's redirect URI (the only one registered).
     pub tool_launch_url: String,
     keys: RwLock<Keys>,
+    /// Tools registered with `POST /platform/tools`, oldest first.
+    extra_tools: RwLock<Vec<DemoTool>>,
+    registered: std::sync::atomic::AtomicU64,
     clock: Arc<dyn Clock>,
 }
 
@@ -118,8 +230,113 @@ impl DemoPlatform {
                 active: Arc::new(key),
                 previous: Vec::new(),
             }),
+            extra_tools: RwLock::new(Vec::new()),
+            registered: std::sync::atomic::AtomicU64::new(0),
             clock,
         }
+    }
+
+    /// lti-lambda itself, as a tool of this platform.
+    pub fn builtin_tool(&self) -> DemoTool {
+        DemoTool {
+            id: BUILTIN_TOOL_ID.into(),
+            name: "lti-lambda".into(),
+            client_id: CLIENT_ID.into(),
+            deployment_id: DEPLOYMENT_ID.into(),
+            login_url: self.tool_login_url.clone(),
+            redirect_uri: self.tool_launch_url.clone(),
+        }
+    }
+
+    /// Every tool this platform launches into: lti-lambda first, then the registered ones.
+    pub fn tools(&self) -> Vec<DemoTool> {
+        let mut all = vec![self.builtin_tool()];
+        all.extend(
+            self.extra_tools
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        all
+    }
+
+    /// The tool with this id.
+    pub fn tool(&self, id: &str) -> Option<DemoTool> {
+        self.tools().into_iter().find(|t| t.id == id)
+    }
+
+    fn tool_by_client_id(&self, client_id: &str) -> Option<DemoTool> {
+        self.tools().into_iter().find(|t| t.client_id == client_id)
+    }
+
+    /// Registers another tool (or returns the one already registered with the same
+    /// redirect URI, and `false`). It gets its own client_id, deployment [`DEPLOYMENT_ID`],
+    /// and only its redirect URI is accepted for it by `/platform/auth`.
+    pub fn register_tool(&self, input: &ToolInput) -> Result<(DemoTool, bool), ToolInputError> {
+        let (login_url, redirect_uri) = input.urls()?;
+        if redirect_uri == self.tool_launch_url {
+            return Err(ToolInputError(
+                "that redirect URI is lti-lambda's own; it is registered already".into(),
+            ));
+        }
+        let mut tools = self.extra_tools.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = tools.iter_mut().find(|t| t.redirect_uri == redirect_uri) {
+            existing.login_url = login_url;
+            if let Some(name) = input.name.as_deref().filter(|n| !n.trim().is_empty()) {
+                existing.name = name.trim().chars().take(80).collect();
+            }
+            return Ok((existing.clone(), false));
+        }
+        let n = self
+            .registered
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let tool = DemoTool {
+            id: format!("tool-{n}"),
+            name: input
+                .name
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|n| n.chars().take(80).collect())
+                .unwrap_or_else(|| format!("Tool {n}")),
+            client_id: format!("{EXTRA_CLIENT_ID_PREFIX}{n}"),
+            deployment_id: DEPLOYMENT_ID.into(),
+            login_url,
+            redirect_uri,
+        };
+        if tools.len() >= MAX_EXTRA_TOOLS {
+            tools.remove(0);
+        }
+        tools.push(tool.clone());
+        Ok((tool, true))
+    }
+
+    /// What `POST /platform/tools` answers about `tool`: its registration, the
+    /// platform's values to configure it with, and its launch links.
+    pub fn tool_json(&self, tool: &DemoTool) -> Value {
+        let launch = |user: &str| {
+            let mut url = format!("{}/launch?user={user}", self.issuer);
+            if tool.id != BUILTIN_TOOL_ID {
+                url.push_str(&format!("&tool={}", tool.id));
+            }
+            url
+        };
+        let mut value = serde_json::to_value(tool).unwrap_or_else(|_| json!({}));
+        value["targetLinkUri"] = json!(tool.redirect_uri);
+        value["platform"] = json!({
+            "issuer": self.issuer,
+            "authUrl": self.auth_url(),
+            "jwksUrl": self.jwks_url(),
+            "tokenUrl": self.token_url(),
+        });
+        value["launchUrls"] = USERS
+            .iter()
+            .map(|u| (u.key.to_string(), json!(launch(u.key))))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        value
     }
 
     /// Rotates to a fresh key; the old one stays published.
@@ -164,10 +381,20 @@ impl DemoPlatform {
         match path.as_str() {
             "/platform" => self.home(),
             "/platform/jwks" => self.jwks(),
-            "/platform/launch" => match query.get("user").and_then(|u| user(u)) {
-                Some(u) => self.start_login(u, query.get("message").map(String::as_str)),
-                None => bad_request("Pick one of the demo users."),
-            },
+            "/platform/tools" => self.tools_endpoint(&request),
+            "/platform/launch" => {
+                let tool = match query.get("tool").map(String::as_str) {
+                    None | Some("") => Some(self.builtin_tool()),
+                    Some(id) => self.tool(id),
+                };
+                match (query.get("user").and_then(|u| user(u)), tool) {
+                    (Some(u), Some(tool)) => {
+                        self.start_login(&tool, u, query.get("message").map(String::as_str))
+                    }
+                    (None, _) => bad_request("Pick one of the demo users."),
+                    (_, None) => bad_request("There is no such tool on this platform."),
+                }
+            }
             "/platform/auth" => {
                 match serde_urlencoded::from_str::<AuthRequest>(request.uri().query().unwrap_or(""))
                 {
@@ -182,7 +409,49 @@ impl DemoPlatform {
         }
     }
 
+    /// `GET /platform/tools` lists the tools; `POST` registers one (JSON only, so a
+    /// web page cannot do it with a cross-site form).
+    fn tools_endpoint(&self, request: &HttpRequest) -> HttpResponse {
+        use lti_http::request::{self as req, RequestError};
+        match *request.method() {
+            http::Method::GET => {
+                let tools: Vec<Value> = self.tools().iter().map(|t| self.tool_json(t)).collect();
+                respond::json(http::StatusCode::OK, &json!({ "tools": tools }))
+            }
+            http::Method::POST => {
+                let input: ToolInput = match req::json(request) {
+                    Ok(input) => input,
+                    Err(e) => {
+                        let mut response = respond::api_problem(request, &e, None);
+                        if matches!(e, RequestError::UnsupportedMediaType(_)) {
+                            *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+                        }
+                        return response;
+                    }
+                };
+                match self.register_tool(&input) {
+                    Ok((tool, created)) => {
+                        tracing::info!(tool = %tool.id, client_id = %tool.client_id, redirect_uri = %tool.redirect_uri, "demo platform: tool registered");
+                        let status = if created {
+                            http::StatusCode::CREATED
+                        } else {
+                            http::StatusCode::OK
+                        };
+                        respond::json(status, &self.tool_json(&tool))
+                    }
+                    Err(e) => respond::api_problem(request, &e, None),
+                }
+            }
+            _ => respond::api_problem(
+                request,
+                &RequestError::MethodNotAllowed(request.method().to_string()),
+                None,
+            ),
+        }
+    }
+
     fn home(&self) -> HttpResponse {
+        let tools = self.tools();
         respond::html(
             http::StatusCode::OK,
             page(
@@ -207,6 +476,16 @@ impl DemoPlatform {
                                 option value="deep" { "Deep linking request" }
                             }
                         }
+                        @if tools.len() > 1 {
+                            p {
+                                label { "Tool: " }
+                                select name="tool" {
+                                    @for t in &tools {
+                                        option value=(t.id) { (t.name) " — " (t.redirect_uri) }
+                                    }
+                                }
+                            }
+                        }
                         button #launch type="submit" { "Launch" }
                     }
                     p.muted { "Issuer " code { (self.issuer) } ", client_id " code { (CLIENT_ID) } ", deployment " code { (DEPLOYMENT_ID) } "." }
@@ -228,23 +507,23 @@ impl DemoPlatform {
     }
 
     /// Step 1 of the launch: send the browser to the tool's login initiation.
-    fn start_login(&self, user: &DemoUser, message: Option<&str>) -> HttpResponse {
+    fn start_login(&self, tool: &DemoTool, user: &DemoUser, message: Option<&str>) -> HttpResponse {
         let hint = if message == Some("deep") {
             "deep"
         } else {
             RESOURCE_LINK_ID
         };
-        let mut url = match url::Url::parse(&self.tool_login_url) {
+        let mut url = match url::Url::parse(&tool.login_url) {
             Ok(u) => u,
             Err(_) => return bad_request("The tool's login URL is invalid."),
         };
         url.query_pairs_mut()
             .append_pair("iss", &self.issuer)
             .append_pair("login_hint", user.key)
-            .append_pair("target_link_uri", &self.tool_launch_url)
+            .append_pair("target_link_uri", &tool.redirect_uri)
             .append_pair("lti_message_hint", hint)
-            .append_pair("client_id", CLIENT_ID)
-            .append_pair("lti_deployment_id", DEPLOYMENT_ID);
+            .append_pair("client_id", &tool.client_id)
+            .append_pair("lti_deployment_id", &tool.deployment_id);
         respond::redirect(url.as_str())
     }
 
@@ -252,10 +531,14 @@ impl DemoPlatform {
     /// answered with a signed id_token posted to the redirect URI.
     async fn authorize(&self, auth: AuthRequest) -> HttpResponse {
         // Never post anything to an unregistered redirect URI.
-        if auth.client_id.as_deref() != Some(CLIENT_ID) {
+        let Some(tool) = auth
+            .client_id
+            .as_deref()
+            .and_then(|c| self.tool_by_client_id(c))
+        else {
             return bad_request("Unknown client_id.");
-        }
-        if auth.redirect_uri.as_deref() != Some(self.tool_launch_url.as_str()) {
+        };
+        if auth.redirect_uri.as_deref() != Some(tool.redirect_uri.as_str()) {
             return bad_request("The redirect_uri is not registered for this tool.");
         }
         let state = auth.state.clone().unwrap_or_default();
@@ -263,7 +546,7 @@ impl DemoPlatform {
             respond::html(
                 http::StatusCode::OK,
                 lti_http::pages::auto_submit(
-                    &self.tool_launch_url,
+                    &tool.redirect_uri,
                     &[
                         ("error", error),
                         ("error_description", description),
@@ -297,12 +580,12 @@ impl DemoPlatform {
             Some("deep") => true,
             _ => return refuse("invalid_request", "the lti_message_hint did not round-trip"),
         };
-        let claims = self.id_token_claims(user, nonce, deep);
+        let claims = self.id_token_claims_for(&tool, user, nonce, deep);
         match self.sign(&claims) {
             Ok(id_token) => respond::html(
                 http::StatusCode::OK,
                 lti_http::pages::auto_submit(
-                    &self.tool_launch_url,
+                    &tool.redirect_uri,
                     &[("id_token", &id_token), ("state", &state)],
                     "Launching the tool",
                 ),
@@ -311,20 +594,31 @@ impl DemoPlatform {
         }
     }
 
-    /// The claims of an id_token for `user`.
+    /// The claims of an id_token for `user`, launching into lti-lambda.
     pub fn id_token_claims(&self, user: &DemoUser, nonce: &str, deep: bool) -> Value {
+        self.id_token_claims_for(&self.builtin_tool(), user, nonce, deep)
+    }
+
+    /// The claims of an id_token for `user`, launching into `tool`.
+    pub fn id_token_claims_for(
+        &self,
+        tool: &DemoTool,
+        user: &DemoUser,
+        nonce: &str,
+        deep: bool,
+    ) -> Value {
         let now = self.clock.now();
         let lti = "https://purl.imsglobal.org/spec/lti/claim/";
         let mut claims = json!({
             "iss": self.issuer,
-            "aud": CLIENT_ID,
+            "aud": tool.client_id,
             "sub": user.sub,
             "iat": now,
             "exp": now + 300,
             "nonce": nonce,
             format!("{lti}version"): "1.3.0",
-            format!("{lti}deployment_id"): DEPLOYMENT_ID,
-            format!("{lti}target_link_uri"): self.tool_launch_url,
+            format!("{lti}deployment_id"): tool.deployment_id,
+            format!("{lti}target_link_uri"): tool.redirect_uri,
             format!("{lti}roles"): user.roles,
             format!("{lti}context"): {
                 "id": "demo-course-101", "label": "DEMO101", "title": "Demo Course 101",

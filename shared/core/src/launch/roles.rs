@@ -20,7 +20,19 @@ pub enum RoleKind {
 const LIS: &str = "http://purl.imsglobal.org/vocab/lis/v2/";
 
 /// Maps one role (full URI or short name) to its kind.
+///
+/// Institution and system roles say what the user is in the institution, not in the
+/// launch's course (LTI 1.3 §A.2): only their administrator roles count, as
+/// [`RoleKind::Admin`]; any other is [`RoleKind::Other`], and [`map_roles`] leaves it
+/// out. Canvas, for one, sends `institution/person#Instructor` for everyone who
+/// teaches any course, so a learner here who teaches elsewhere is no instructor here.
 pub fn role_kind(role: &str) -> RoleKind {
+    course_role_kind(role).unwrap_or(RoleKind::Other)
+}
+
+/// The kind of `role` in the launch's context; `None` for an institution or system
+/// role that says nothing about it.
+fn course_role_kind(role: &str) -> Option<RoleKind> {
     let role = role.trim();
     if let Some(rest) = role.strip_prefix(LIS) {
         // e.g. membership#Instructor, membership/Instructor#TeachingAssistant,
@@ -32,27 +44,33 @@ pub fn role_kind(role: &str) -> RoleKind {
             | ("membership/Instructor", "TeachingAssistantOffering")
             | ("membership/Instructor", "TeachingAssistantGroup")
             | ("membership/Instructor", "TeachingAssistantTemplate")
-            | ("membership/Instructor", "Grader") => RoleKind::TeachingAssistant,
-            ("membership", n) => context_role(n),
+            | ("membership/Instructor", "Grader") => Some(RoleKind::TeachingAssistant),
+            ("membership", n) => Some(context_role(n)),
             (p, _) if p.starts_with("membership/") => {
-                context_role(p.trim_start_matches("membership/"))
+                Some(context_role(p.trim_start_matches("membership/")))
             }
-            ("institution/person", n) => match n {
-                "Instructor" | "Faculty" => RoleKind::Instructor,
-                "Learner" | "Student" => RoleKind::Learner,
-                "Administrator" | "SysAdmin" => RoleKind::Admin,
-                "Mentor" => RoleKind::Mentor,
-                _ => RoleKind::Other,
-            },
-            ("system/person", "Administrator" | "SysAdmin" | "SysSupport") => RoleKind::Admin,
-            _ => RoleKind::Other,
+            ("institution/person", n) => institution_or_system_role(n),
+            ("system/person", "SysSupport") => Some(RoleKind::Admin),
+            ("system/person", n) => institution_or_system_role(n),
+            _ => Some(RoleKind::Other),
         };
     }
-    // Short context role names (deprecated but valid) and LTI 1.1-style URNs.
+    // LTI 1.1-style institution and system role URNs, as above.
+    if let Some(name) = ["urn:lti:instrole:ims/lis/", "urn:lti:sysrole:ims/lis/"]
+        .iter()
+        .find_map(|prefix| role.strip_prefix(prefix))
+    {
+        return institution_or_system_role(name);
+    }
+    // Short context role names (deprecated but valid) and LTI 1.1-style context URNs.
     let short = role
         .rsplit_once(['/', ':', '#'])
         .map_or(role, |(_, name)| name);
-    context_role(short)
+    Some(context_role(short))
+}
+
+fn institution_or_system_role(name: &str) -> Option<RoleKind> {
+    matches!(name, "Administrator" | "SysAdmin").then_some(RoleKind::Admin)
 }
 
 fn context_role(name: &str) -> RoleKind {
@@ -67,9 +85,11 @@ fn context_role(name: &str) -> RoleKind {
     }
 }
 
-/// The distinct kinds of `roles`, sorted; empty for an anonymous launch.
+/// The distinct kinds of `roles` in the launch's context, sorted; empty for an
+/// anonymous launch. Institution and system roles other than administrators are left
+/// out (see [`role_kind`]).
 pub fn map_roles(roles: &[String]) -> Vec<RoleKind> {
-    let mut kinds: Vec<RoleKind> = roles.iter().map(|r| role_kind(r)).collect();
+    let mut kinds: Vec<RoleKind> = roles.iter().filter_map(|r| course_role_kind(r)).collect();
     kinds.sort();
     kinds.dedup();
     kinds
@@ -108,11 +128,15 @@ mod tests {
             ),
             (
                 "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Faculty",
-                RoleKind::Instructor,
+                RoleKind::Other,
             ),
             (
                 "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Student",
-                RoleKind::Learner,
+                RoleKind::Other,
+            ),
+            (
+                "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator",
+                RoleKind::Admin,
             ),
             (
                 "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator",
