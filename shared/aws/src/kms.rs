@@ -1,6 +1,8 @@
-//! The KMS adapter of the [`Signer`] port: RSASSA-PKCS1-v1_5 SHA-256 over the raw
-//! signing input (`MessageType=RAW`, at most 4096 bytes). The private key never leaves
-//! KMS. Public keys come from `GetPublicKey` (SPKI DER) once per instance; the `kid` is
+//! The KMS adapter of the [`Signer`] port: RSASSA-PKCS1-v1_5 SHA-256. The signing
+//! input goes to KMS as is (`MessageType=RAW`) up to the 4096 bytes KMS accepts that
+//! way; a larger one (an app token for a Canvas launch with many custom parameters)
+//! is hashed here and sent as `MessageType=DIGEST`, which gives the same signature.
+//! The private key never leaves KMS. Public keys come from `GetPublicKey` (SPKI DER) once per instance; the `kid` is
 //! the key's RFC 7638 thumbprint, so it is stable for the key and the same everywhere.
 
 use async_trait::async_trait;
@@ -11,7 +13,7 @@ use aws_sdk_kms::Client;
 use lti_core::signer::{PublicJwk, Signer, SignerError};
 use tokio::sync::OnceCell;
 
-/// Largest message KMS signs with `MessageType=RAW`.
+/// Largest message KMS signs with `MessageType=RAW`; larger ones are signed by digest.
 pub const MAX_RAW_MESSAGE: usize = 4096;
 
 /// Signs with a KMS asymmetric key (`RSA_2048`, `SIGN_VERIFY`).
@@ -99,15 +101,18 @@ impl Signer for KmsSigner {
     }
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
-        if message.len() > MAX_RAW_MESSAGE {
-            return Err(SignerError::TooLarge(message.len()));
-        }
+        let (message, message_type) = if message.len() <= MAX_RAW_MESSAGE {
+            (message.to_vec(), MessageType::Raw)
+        } else {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message);
+            (digest.as_ref().to_vec(), MessageType::Digest)
+        };
         let output = self
             .client
             .sign()
             .key_id(&self.key_id)
             .message(Blob::new(message))
-            .message_type(MessageType::Raw)
+            .message_type(message_type)
             .signing_algorithm(SigningAlgorithmSpec::RsassaPkcs1V15Sha256)
             .send()
             .await

@@ -93,3 +93,46 @@ async fn an_unreachable_kms_is_unavailable_not_a_panic() {
     let err = signer.sign(b"x").await.expect_err("unreachable");
     assert_eq!(err.code(), "LTI_SIGNER_UNAVAILABLE");
 }
+
+/// A fake KMS that records each Sign request's MessageType and Message and answers a
+/// fixed signature.
+async fn recording_kms() -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let recorded = recorded.clone();
+        async move {
+            let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            recorded.lock().expect("lock").push(request);
+            let body = serde_json::json!({"KeyId": "k", "Signature": "c2ln", "SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_256"});
+            ([("content-type", "application/x-amz-json-1.1")], body.to_string())
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn inputs_up_to_4096_bytes_are_signed_raw_and_larger_ones_by_their_sha256_digest() {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let (url, seen) = recording_kms().await;
+    let signer = KmsSigner::new(client(&url), "alias/tool", vec![]);
+    let small = vec![b'a'; 4096];
+    let large = vec![b'b'; 9000];
+    assert_eq!(signer.sign(&small).await.expect("signed"), b"sig");
+    signer.sign(&large).await.expect("signed");
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen[0]["MessageType"], "RAW");
+    assert_eq!(seen[0]["Message"], b64(&small));
+    assert_eq!(seen[0]["SigningAlgorithm"], "RSASSA_PKCS1_V1_5_SHA_256");
+    assert_eq!(seen[1]["MessageType"], "DIGEST");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &large);
+    assert_eq!(seen[1]["Message"], b64(digest.as_ref()));
+}

@@ -37,9 +37,6 @@ struct AppClaims<'a> {
     jti: String,
     /// The normalized launch context.
     lti: &'a LaunchContext,
-    /// Names of unknown claims left out to keep the token signable.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    omitted_claims: Vec<String>,
 }
 
 /// The landing URL: `target_link_uri` when it points into the app (an allowed app
@@ -62,10 +59,6 @@ pub fn landing_url(
 }
 
 /// Signs the app token for `context` and decides where it goes.
-///
-/// The signing input must stay within what the key service signs in one call
-/// (4096 bytes for KMS RAW); if the full context is larger, the unknown claims are
-/// left out and named in `omittedClaims`.
 pub async fn issue(
     config: &ToolConfig,
     signer: &dyn Signer,
@@ -74,7 +67,7 @@ pub async fn issue(
     platform_landing: Option<&str>,
     now: i64,
 ) -> Result<Handoff, SignerError> {
-    let mut claims = AppClaims {
+    let claims = AppClaims {
         iss: config.issuer(),
         aud: &config.app_audience,
         sub: &context.user.id,
@@ -83,21 +76,8 @@ pub async fn issue(
         exp: now + config.app_token_ttl,
         jti: random.token(16),
         lti: context,
-        omitted_claims: Vec::new(),
     };
-    let app_token = match sign_jwt(signer, &claims).await {
-        Err(SignerError::TooLarge(_)) if !context.extensions.is_empty() => {
-            let mut slim = context.clone();
-            let omitted: Vec<String> = std::mem::take(&mut slim.extensions)
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect();
-            claims.lti = &slim;
-            claims.omitted_claims = omitted;
-            sign_jwt(signer, &claims).await?
-        }
-        other => other?,
-    };
+    let app_token = sign_jwt(signer, &claims).await?;
     Ok(Handoff {
         landing_url: landing_url(config, context.target_link_uri.as_deref(), platform_landing),
         app_token,

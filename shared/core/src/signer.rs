@@ -65,8 +65,8 @@ pub fn thumbprint(n: &str, e: &str) -> String {
 /// The signing key failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SignerError {
-    /// The message is larger than the signer accepts (KMS RAW: 4096 bytes).
-    #[error("the message to sign is {0} bytes, more than the 4096 the key service accepts")]
+    /// The message is larger than the signer accepts.
+    #[error("the message to sign is {0} bytes, more than the signer accepts")]
     TooLarge(usize),
     /// The key is disabled, pending deletion or not found.
     #[error("the signing key is not usable: {0}")]

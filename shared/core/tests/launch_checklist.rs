@@ -705,3 +705,28 @@ async fn a_rotated_platform_key_is_found_after_one_refetch() {
         .expect("new key works");
     assert_eq!(fixture.jwks.fetch_count(), 2);
 }
+
+#[tokio::test]
+async fn a_launch_with_many_custom_parameters_gets_a_complete_app_token_over_4_kib() {
+    // Canvas launches with a handful of custom variables produce app tokens larger
+    // than the 4096 bytes KMS signs as RAW (found by the interop suite).
+    let fixture = Fixture::new().await;
+    let mut claims = learner_claims(NOW);
+    let custom: serde_json::Map<String, Value> = (0..40)
+        .map(|i| {
+            (
+                format!("canvas_variable_{i}"),
+                json!(format!("value-{i}-{}", "x".repeat(60))),
+            )
+        })
+        .collect();
+    claims["https://purl.imsglobal.org/spec/lti/claim/custom"] = Value::Object(custom);
+    let handoff = fixture.launch(claims).await.expect("accepted");
+    assert!(
+        handoff.app_token.len() > 4096,
+        "{}",
+        handoff.app_token.len()
+    );
+    let ctx = context_of(&handoff);
+    assert_eq!(ctx.custom.len(), 40, "nothing left out");
+}

@@ -111,16 +111,19 @@ fn non_empty_string(value: Option<Value>) -> Option<String> {
     }
 }
 
-/// The client_id the token is for (Security Framework §5.1.3 steps 3–5): a single
-/// audience, or with several audiences the `azp`, which must be one of them.
-fn client_id_of(peek: &Peek) -> Result<String, LaunchError> {
+/// The client_id the token claims to be for (Security Framework §5.1.3 steps 3–5):
+/// the `azp` when present, else the single audience. Several audiences need an `azp`.
+fn claimed_client_id(peek: &Peek) -> Result<(String, Vec<&str>), LaunchError> {
     let audiences = audiences_of(peek);
-    match (audiences.as_slice(), peek.azp.as_deref()) {
-        ([], _) => Err(LaunchError::AudienceInvalid),
-        ([one], None) => Ok((*one).to_string()),
-        (list, Some(azp)) if list.contains(&azp) => Ok(azp.to_string()),
-        _ => Err(LaunchError::AzpInvalid),
+    if audiences.is_empty() {
+        return Err(LaunchError::AudienceInvalid);
     }
+    let candidate = match (peek.azp.as_deref(), audiences.as_slice()) {
+        (Some(azp), _) => azp.to_string(),
+        (None, [one]) => (*one).to_string(),
+        (None, _) => return Err(LaunchError::AzpInvalid),
+    };
+    Ok((candidate, audiences))
 }
 
 impl Launcher {
@@ -313,19 +316,26 @@ impl Launcher {
 
         let platform = match profile {
             Profile::Standard => {
-                // The registration for (iss, client_id).
-                let client_id = client_id_of(&peek)?;
+                // The registration for (iss, client_id); `aud` must name it.
+                let (client_id, audiences) = claimed_client_id(&peek)?;
                 match self.platforms.platform(&issuer, &client_id).await? {
-                    Some(p) => p,
-                    None if self
-                        .platforms
-                        .platforms_by_issuer(&issuer)
-                        .await?
-                        .is_empty() =>
-                    {
-                        return Err(LaunchError::IssuerUnknown)
+                    Some(p) if audiences.contains(&client_id.as_str()) => p,
+                    // Our azp, but the token is not addressed to us.
+                    Some(_) => return Err(LaunchError::AudienceInvalid),
+                    None => {
+                        // Failure path only: say which claim is wrong.
+                        let registered = self.platforms.platforms_by_issuer(&issuer).await?;
+                        if registered.is_empty() {
+                            return Err(LaunchError::IssuerUnknown);
+                        }
+                        if registered
+                            .iter()
+                            .any(|p| audiences.contains(&p.client_id.as_str()))
+                        {
+                            return Err(LaunchError::AzpInvalid);
+                        }
+                        return Err(LaunchError::AudienceInvalid);
                     }
-                    None => return Err(LaunchError::AudienceInvalid),
                 }
             }
             Profile::Direct => {
