@@ -71,7 +71,7 @@ export PATH="$VENV/bin:$PATH"
 
 section "AWS adapters on moto: contract suites, KMS signer, functions from events/, call budget, replay race"
 MOTO_PORT="$(free_port)"
-setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$TMP/moto.log" 2>&1 &
+setsid "$VENV/bin/python" tests/moto_server.py 127.0.0.1 "$MOTO_PORT" >"$TMP/moto.log" 2>&1 &
 echo "$!" >"$TMP/moto.pid"
 for _ in $(seq 1 100); do
   python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
@@ -124,6 +124,11 @@ done
 LTI_E2E_LAMBDA_URL="http://127.0.0.1:$LAMBDA_PORT" LTI_E2E_GATEWAY_PORT="$GATEWAY_PORT" \
   LTI_E2E_TABLE="$E2E_TABLE" LTI_E2E_ADMIN_TOKEN="$E2E_ADMIN" \
   cargo test --locked -q -p lti-e2e -- --ignored
+# The interoperability suite against the same functions, through a gateway process on
+# the port their LTI_BASE_URL names (free again now the test is over).
+LAMBDA_GATEWAY_URL="$(start_server gateway cargo run --locked -q -p lti-e2e --bin lti-gateway -- \
+  --port "$GATEWAY_PORT" --lambda-url "http://127.0.0.1:$LAMBDA_PORT")"
+echo "gateway to the Lambda functions at $LAMBDA_GATEWAY_URL"
 done_step "Lambda binaries end to end"
 
 section "the README's run command: cargo run -p lti-dev, then a scripted demo launch"
@@ -136,6 +141,13 @@ done_step "README run command"
 
 section "interoperability: independent platform (lti1p3platform) and tool (pylti1p3)"
 LTI_DEV_URL="$DEV_URL" LTI_DEV_ADMIN_TOKEN="$ADMIN_TOKEN" tests/interop/run.sh
+echo "--- the same tool scenarios against the Lambda binaries (cargo lambda watch, moto):"
+# Two scenarios are left out here, for reasons of the stack, not of the tool:
+# - Canvas-shaped launches make app tokens over 4 KiB, which KMS signs by digest, and
+#   moto signs digests wrongly (see shared/aws/tests/kms_errors.rs for that path);
+# - re-registering a platform mid-test: warm functions cache registrations for 60 s.
+LTI_DEV_URL="$LAMBDA_GATEWAY_URL" LTI_DEV_ADMIN_TOKEN="$E2E_ADMIN" tests/interop/run.sh \
+  -k "test_tool_dev and not canvas_shaped and not from_unregistered_to_accepting"
 done_step "interop"
 
 section "real browser: headless Chromium clicks through the demo platform"
@@ -146,5 +158,5 @@ section "template: cfn-lint, sam validate --lint"
 tests/template-check.sh
 done_step "template"
 
-section "summary ($((SECONDS - START))s)"
+section "summary"
 printf '%s\n' "${STEPS[@]}"
