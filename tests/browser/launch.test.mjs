@@ -211,6 +211,26 @@ test('deep linking: the Deep linking option lands as LtiDeepLinkingRequest', asy
   }
 });
 
+test('direct launch: no login step, the app reads the token from the fragment', async () => {
+  const { context, page, cdp, log } = await openRecorded();
+  try {
+    await page.goto(`${BASE}/platform`);
+    await page.locator('form[action="/platform/direct"] select[name=user]').selectOption('learner');
+    await Promise.all([
+      page.waitForURL(`${BASE}/app`, { waitUntil: 'load' }),
+      page.locator('#direct-launch').click(),
+    ]);
+    await page.locator('#welcome').waitFor();
+    assert.equal(await text(page, '#welcome'), 'Welcome, Lea Learner');
+    assert.equal(await text(page, '#message-type'), 'DirectLaunch');
+    assert.ok(!log.requests.some((r) => r.url.includes('/lti/login')), 'no login step');
+    assert.ok(log.requests.some((r) => r.method === 'POST' && r.url === `${BASE}/lti/launch` && !r.body.includes('state=')));
+    assert.ok(!(await allUrls(cdp, log)).some((u) => u.split('#')[0].includes('app_token=')), 'never in a query');
+  } finally {
+    await context.close();
+  }
+});
+
 test('the platform page renders its form (screenshot)', async () => {
   const { context, page } = await openRecorded();
   try {

@@ -119,7 +119,13 @@ impl DevServer {
             platform_key,
             options.clock.clone(),
         ));
-        register_demo_platform(store.as_ref(), &platform, options.clock.now()).await?;
+        register_demo_platform(
+            store.as_ref(),
+            &platform,
+            &format!("{base_url}/app"),
+            options.clock.now(),
+        )
+        .await?;
 
         let fetcher = HttpKeySetFetcher::new().map_err(|e| DevError::Setup(e.to_string()))?;
         let signer: Arc<LocalRsaSigner> = Arc::new(tool_key);
@@ -247,8 +253,28 @@ impl DevServer {
 async fn register_demo_platform(
     store: &FileStore,
     platform: &DemoPlatform,
+    app_url: &str,
     now: i64,
 ) -> Result<(), DevError> {
+    // A second registration of the same platform with the direct launch profile.
+    let direct = PlatformInput {
+        issuer: Some(platform.issuer.clone()),
+        client_id: Some(platform::DIRECT_CLIENT_ID.into()),
+        name: Some("lti-lambda demo platform (direct launch)".into()),
+        auth_login_url: Some(platform.auth_url()),
+        auth_token_url: Some(platform.token_url()),
+        keyset_url: Some(platform.jwks_url()),
+        launch_profile: Some(lti_core::platform::LaunchProfile::Direct),
+        audience: Some(platform::DIRECT_AUDIENCE.into()),
+        landing_url: Some(app_url.to_string()),
+        ..Default::default()
+    }
+    .validate(now)
+    .map_err(|e| DevError::Setup(e.to_string()))?;
+    store
+        .save_platform(direct.platform)
+        .await
+        .map_err(|e| DevError::Setup(e.to_string()))?;
     let input = PlatformInput {
         issuer: Some(platform.issuer.clone()),
         client_id: Some(platform::CLIENT_ID.into()),

@@ -29,6 +29,10 @@ use std::sync::{Arc, RwLock};
 pub const CLIENT_ID: &str = "lti-dev-demo";
 /// The demo platform's deployment id.
 pub const DEPLOYMENT_ID: &str = "1";
+/// The client_id of the demo platform's second registration, with the direct profile.
+pub const DIRECT_CLIENT_ID: &str = "lti-dev-direct";
+/// The audience the tool chose for the direct registration (checked as `aud`).
+pub const DIRECT_AUDIENCE: &str = "lti-dev-direct-audience";
 /// The resource link every demo launch is for.
 pub const RESOURCE_LINK_ID: &str = "demo-link-1";
 /// The id of lti-lambda itself among the demo platform's tools.
@@ -395,6 +399,10 @@ impl DemoPlatform {
                     (_, None) => bad_request("There is no such tool on this platform."),
                 }
             }
+            "/platform/direct" => match query.get("user").and_then(|u| user(u)) {
+                Some(u) => self.direct_launch(u),
+                None => bad_request("Pick one of the demo users."),
+            },
             "/platform/auth" => {
                 match serde_urlencoded::from_str::<AuthRequest>(request.uri().query().unwrap_or(""))
                 {
@@ -489,6 +497,17 @@ impl DemoPlatform {
                         button #launch type="submit" { "Launch" }
                     }
                     p.muted { "Issuer " code { (self.issuer) } ", client_id " code { (CLIENT_ID) } ", deployment " code { (DEPLOYMENT_ID) } "." }
+                    h2 { "Direct launch" }
+                    p { "Like TimeBack's Level 1 launch: the platform signs an id_token and posts it straight to the tool, with no login step. The tool accepts it only because this platform's second registration (" code { (DIRECT_CLIENT_ID) } ") has the direct profile and audience " code { (DIRECT_AUDIENCE) } "." }
+                    form method="get" action="/platform/direct" {
+                        select name="user" {
+                            @for u in USERS.iter() {
+                                option value=(u.key) { (u.label) }
+                            }
+                        }
+                        " "
+                        button #direct-launch type="submit" { "Direct launch" }
+                    }
                 },
             ),
         )
@@ -667,6 +686,46 @@ impl DemoPlatform {
                 json!({"id": RESOURCE_LINK_ID, "title": "Demo Activity"});
         }
         claims
+    }
+
+    /// The claims of a direct (TimeBack-style) launch for `user`: no nonce from a
+    /// login, a fresh `jti`, the direct audience, TimeBack's own claims.
+    pub fn direct_claims(&self, user: &DemoUser) -> Value {
+        let now = self.clock.now();
+        let mut claims = json!({
+            "iss": self.issuer,
+            "aud": DIRECT_AUDIENCE,
+            "sub": user.sub,
+            "iat": now,
+            "exp": now + 300,
+            "jti": SystemRandom.token(16),
+            "https://timeback.com/lti/claim/application_id": "demo-application-1",
+            "https://timeback.com/lti/claim/tool_id": "demo-tool-1",
+        });
+        if let Some((given, family)) = user.name {
+            // TimeBack sends the parts; the tool builds the full name.
+            claims["given_name"] = json!(given);
+            claims["family_name"] = json!(family);
+        }
+        if let Some(email) = user.email {
+            claims["email"] = json!(email);
+        }
+        claims
+    }
+
+    /// A direct launch: the signed id_token posted straight to the tool.
+    fn direct_launch(&self, user: &DemoUser) -> HttpResponse {
+        match self.sign(&self.direct_claims(user)) {
+            Ok(id_token) => respond::html(
+                http::StatusCode::OK,
+                lti_http::pages::auto_submit(
+                    &self.tool_launch_url,
+                    &[("id_token", &id_token)],
+                    "Launching the tool directly",
+                ),
+            ),
+            Err(_) => bad_request("The demo platform could not sign the id_token."),
+        }
     }
 
     /// Signs `claims` as an RS256 JWT with the active key.

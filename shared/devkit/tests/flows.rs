@@ -427,3 +427,70 @@ async fn registrations_and_the_signing_key_survive_a_restart() {
     );
     second.stop().await;
 }
+
+#[tokio::test]
+async fn the_demo_platforms_direct_launch_lands_in_the_app_without_a_login_step() {
+    let h = start().await;
+    let mut browser = Browser::new();
+    let redirect = browser
+        .run_until(
+            Next::Get(h.url("/platform/direct?user=learner")),
+            |next| matches!(next, Next::Get(url) if url.contains("/app#")),
+        )
+        .await
+        .expect("the tool redirects to the app");
+    let Next::Get(landing) = redirect else {
+        unreachable!()
+    };
+    // No login step: the platform posted the token straight to the launch URL.
+    assert!(browser.hops.iter().all(|p| !p.url.contains("/lti/login")));
+    let (url, fragment) = landing.split_once('#').expect("fragment");
+    assert_eq!(url, h.url("/app"));
+    assert!(
+        !url.contains("app_token"),
+        "the token is never in the query"
+    );
+    let token = fragment.strip_prefix("app_token=").expect("app_token");
+    // The demo app's page posts the fragment's token to itself, as its script does.
+    let page = browser
+        .send(&Next::Post(
+            h.url("/app"),
+            vec![("app_token".into(), token.into())],
+        ))
+        .await
+        .expect("app");
+    assert!(page.body.contains("Welcome, Lea Learner"), "{}", page.body);
+    let claims: Value =
+        lti_core::jwt::decode_part(token.split('.').nth(1).expect("payload")).expect("claims");
+    assert_eq!(claims["lti"]["messageType"], "DirectLaunch");
+    assert_eq!(
+        claims["lti"]["timeback"]["applicationId"],
+        "demo-application-1"
+    );
+    assert_eq!(
+        claims["lti"]["user"]["name"], "Lea Learner",
+        "built from the parts"
+    );
+    let user = h
+        .server
+        .store
+        .user(&h.url("/platform"), "demo-learner-1")
+        .await
+        .expect("read")
+        .expect("provisioned with the platform's user id");
+    assert_eq!(user.sub, "demo-learner-1");
+
+    // The same token posted again is a replay.
+    let post = browser
+        .hops
+        .iter()
+        .find(|p| p.url.contains("/platform/direct"))
+        .and_then(Browser::next_after)
+        .expect("the platform's form");
+    let replay = browser.send(&post).await.expect("replay");
+    assert_eq!(
+        (replay.status, error_code(&replay).as_str()),
+        (409, "LTI_NONCE_REPLAYED")
+    );
+    h.server.stop().await;
+}
