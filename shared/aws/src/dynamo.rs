@@ -247,6 +247,25 @@ impl DynamoStore {
         &self.table
     }
 
+    /// The item at (`pk`, `sk`), if any.
+    async fn get(
+        &self,
+        (pk, sk): (AttributeValue, AttributeValue),
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem", e))?;
+        Ok(output.item)
+    }
+
     async fn query_all(
         &self,
         build: impl Fn() -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
@@ -323,16 +342,8 @@ impl PlatformStore for DynamoStore {
         client_id: &str,
     ) -> Result<Option<Platform>, StoreError> {
         let (pk, sk) = platform_key(issuer, client_id);
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", e))?;
-        output.item.as_ref().map(platform_from).transpose()
+        let item = self.get((pk, sk), false).await?;
+        item.as_ref().map(platform_from).transpose()
     }
 
     async fn save_platform(&self, platform: Platform) -> Result<Platform, StoreError> {
@@ -395,16 +406,8 @@ impl PlatformStore for DynamoStore {
         deployment_id: &str,
     ) -> Result<Option<Deployment>, StoreError> {
         let (pk, sk) = deployment_key(issuer, client_id, deployment_id);
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", e))?;
-        Ok(output.item.map(|item| Deployment {
+        let item = self.get((pk, sk), false).await?;
+        Ok(item.map(|item| Deployment {
             issuer: issuer.to_string(),
             client_id: client_id.to_string(),
             deployment_id: deployment_id.to_string(),
@@ -540,16 +543,8 @@ impl LaunchStore for DynamoStore {
 impl UserStore for DynamoStore {
     async fn user(&self, issuer: &str, sub: &str) -> Result<Option<UserRecord>, StoreError> {
         let (pk, sk) = user_key(issuer, sub);
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", pk)
-            .key("sk", sk)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", e))?;
-        output.item.as_ref().map(user_from).transpose()
+        let item = self.get((pk, sk), false).await?;
+        item.as_ref().map(user_from).transpose()
     }
 }
 
@@ -561,17 +556,8 @@ impl DynamoStore {
         state: &str,
         now: i64,
     ) -> Result<Option<StoredState>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("STATE#{}", key_part(state))))
-            .key("sk", s("STATE"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetItem", e))?;
-        match output.item {
+        let key = (s(format!("STATE#{}", key_part(state))), s("STATE"));
+        match self.get(key, true).await? {
             Some(item) => {
                 let stored = state_from(&item)?;
                 Ok((stored.login.expires_at > now).then_some(stored))
@@ -584,23 +570,16 @@ impl DynamoStore {
 #[async_trait]
 impl KeySetCache for DynamoStore {
     async fn get(&self, url: &str, now: i64) -> Option<SharedKeySet> {
-        let result = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("JWKS#{}", key_part(url))))
-            .key("sk", s("JWKS"))
-            .send()
-            .await;
-        match result {
-            Ok(output) => {
-                let item = output.item?;
+        let key = (s(format!("JWKS#{}", key_part(url))), s("JWKS"));
+        match self.get(key, false).await {
+            Ok(item) => {
+                let item = item?;
                 let fresh_until = get_n(&item, "expires_at")?;
                 let body = item.get("body")?.as_b().ok()?.as_ref().to_vec();
                 (fresh_until > now).then_some(SharedKeySet { body, fresh_until })
             }
             Err(e) => {
-                tracing::warn!(error = %unavailable("GetItem", e), "platform key cache unavailable");
+                tracing::warn!(error = %e, "platform key cache unavailable");
                 None
             }
         }

@@ -1,8 +1,10 @@
 //! Running the shared handlers under `lambda_http`: the event becomes the plain
 //! `http` request the handlers take, the response goes back as API Gateway expects.
 
+use crate::functions::{env, Clients, Function, Lookup};
 use bytes::Bytes;
 use lambda_http::{Body, Request, RequestExt, Response};
+use lti_http::handlers::Handler;
 use lti_http::{HttpRequest, HttpResponse, RequestId};
 
 /// The API Gateway request as the handlers see it, tagged with the Lambda request id.
@@ -59,4 +61,21 @@ pub fn init_logging() {
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+/// A function's whole `main`: logging, clients and handler built once at cold start,
+/// then every invocation converted and answered by the shared handler.
+pub async fn run<H: Handler + 'static>(
+    build: impl FnOnce(&Clients, Lookup<'_>) -> Function<H>,
+) -> Result<(), lambda_http::Error> {
+    init_logging();
+    let clients = Clients::from_env(None).await;
+    let function = &build(&clients, &env);
+    lambda_http::run(lambda_http::service_fn(move |event: Request| async move {
+        let response = function
+            .serve(to_http(event), |handler, request| handler.handle(request))
+            .await;
+        Ok::<_, lambda_http::Error>(from_http(response))
+    }))
+    .await
 }

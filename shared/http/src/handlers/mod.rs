@@ -15,6 +15,26 @@ use crate::respond;
 use crate::{HttpRequest, HttpResponse};
 use lti_core::config::{paths, ConfigError};
 
+/// A function's request handler: what the Lambda glue and the dev server call.
+#[async_trait::async_trait]
+pub trait Handler: Send + Sync {
+    /// Answers one request.
+    async fn handle(&self, request: HttpRequest) -> HttpResponse;
+}
+
+macro_rules! handler {
+    ($($t:ty),*) => {$(
+        #[async_trait::async_trait]
+        impl Handler for $t {
+            async fn handle(&self, request: HttpRequest) -> HttpResponse {
+                <$t>::handle(self, request).await
+            }
+        }
+    )*};
+}
+
+handler!(LoginHandler, LaunchHandler, JwksHandler, ServicesHandler);
+
 /// Answers every request of an unconfigured function: 503 naming what is missing.
 pub fn not_configured(request: &HttpRequest, error: &ConfigError) -> HttpResponse {
     respond::problem(request, error)
