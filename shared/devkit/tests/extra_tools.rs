@@ -9,23 +9,8 @@ use lti_dev::{DevOptions, DevServer};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// A temporary directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("lti-dev-tools-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TempDir;
 
 /// Where the other tool would be; nothing needs to listen there.
 const OTHER: &str = "http://127.0.0.1:9";
@@ -37,7 +22,7 @@ struct Harness {
 }
 
 async fn start() -> Harness {
-    let dir = TempDir::new();
+    let dir = TempDir::new("lti-dev-tools");
     let server = DevServer::start(DevOptions {
         port: 0,
         data_dir: dir.0.clone(),

@@ -14,26 +14,11 @@ struct Harness {
     _dir: TempDir,
 }
 
-/// A temporary directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("lti-dev-test-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TempDir;
 
 async fn start() -> Harness {
-    let dir = TempDir::new();
+    let dir = TempDir::new("lti-dev-test");
     let clock = Arc::new(FixedClock::at(SystemClock.now()));
     let server = DevServer::start(DevOptions {
         port: 0,
@@ -363,7 +348,7 @@ async fn an_unknown_kid_is_refused_and_a_rotated_platform_key_works_after_a_refe
 
 #[tokio::test]
 async fn registrations_and_the_signing_key_survive_a_restart() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("lti-dev-test");
     let options = |dir: &TempDir| DevOptions {
         port: 0,
         data_dir: dir.0.clone(),
