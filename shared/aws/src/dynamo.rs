@@ -7,11 +7,16 @@
 //! | deployment | `PLATFORM#<issuer>` | `CLIENT#<client_id>#DEPLOYMENT#<id>` |
 //! | login state + nonce | `STATE#<state>` | `STATE` |
 //! | one-time token id (direct launch) | `ONCE#<id>` | `ONCE` |
-//! | user | `USER#<issuer>` | `SUB#<sub>` |
+//! | user | `USER#<stable user id>` | `USER` |
 //! | platform JWKS shared by instances | `JWKS#<url>` | `JWKS` |
 //!
 //! Key parts are escaped (`%` → `%25`, `#` → `%23`) so no two (issuer, client_id)
-//! pairs can share a key. TTL deletion is lazy, so every condition on a state or a
+//! pairs can share a key; a part longer than [`MAX_KEY_PART`] bytes once escaped is
+//! replaced by `%H` and its SHA-256 (a form escaping never produces), so every key
+//! fits DynamoDB's limits (2048 bytes for `pk`, 1024 for `sk`) whatever the input.
+//! The registrations of an issuer are read through `gsi1` (`PLATFORM` /
+//! `<issuer>#<client_id>`), which holds registrations only: reading them never reads
+//! the issuer's deployments. TTL deletion is lazy, so every condition on a state or a
 //! one-time id checks `expires_at` itself; single use is a conditional write inside a
 //! transaction, never a read followed by a write.
 
@@ -25,7 +30,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use lti_core::error::StoreError;
 use lti_core::keys::{KeySetCache, SharedKeySet};
-use lti_core::platform::{Deployment, Platform, PlatformStore};
+use lti_core::platform::{Deployment, Platform, PlatformStore, Saved};
 use lti_core::state::{refusal, ConsumeError, LaunchStore, LoginState, StateClaim, StoredState};
 use lti_core::user::{UserRecord, UserStore};
 use std::collections::HashMap;
@@ -43,9 +48,21 @@ pub struct DynamoStore {
     table: String,
 }
 
-/// Escapes a key part so `#` only ever separates parts.
+/// Longest key part kept as it is (escaped); longer ones are hashed.
+pub const MAX_KEY_PART: usize = 400;
+
+/// Escapes a key part so `#` only ever separates parts; hashes a long one.
 pub fn key_part(value: &str) -> String {
-    value.replace('%', "%25").replace('#', "%23")
+    let escaped = value.replace('%', "%25").replace('#', "%23");
+    if escaped.len() <= MAX_KEY_PART {
+        return escaped;
+    }
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
+    format!(
+        "%H{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+    )
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -99,11 +116,8 @@ fn deployment_key(
     )
 }
 
-fn user_key(issuer: &str, sub: &str) -> (AttributeValue, AttributeValue) {
-    (
-        s(format!("USER#{}", key_part(issuer))),
-        s(format!("SUB#{}", key_part(sub))),
-    )
+fn user_key(id: &str) -> (AttributeValue, AttributeValue) {
+    (s(format!("USER#{}", key_part(id))), s("USER"))
 }
 
 fn platform_from(item: &Item) -> Result<Platform, StoreError> {
@@ -116,6 +130,9 @@ fn platform_from(item: &Item) -> Result<Platform, StoreError> {
     }
     if let Some(created_at) = get_n(item, "created_at") {
         platform.created_at = created_at;
+    }
+    if let Some(scope) = get_s(item, "user_scope") {
+        platform.user_scope = Some(scope);
     }
     Ok(platform)
 }
@@ -141,6 +158,7 @@ fn user_from(item: &Item) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
         id: get_s(item, "id").ok_or_else(|| corrupt("user"))?,
         issuer: get_s(item, "issuer").ok_or_else(|| corrupt("user"))?,
+        user_scope: get_s(item, "user_scope").unwrap_or_default(),
         sub: get_s(item, "sub").ok_or_else(|| corrupt("user"))?,
         client_id: get_s(item, "client_id").unwrap_or_default(),
         name: get_s(item, "name"),
@@ -153,10 +171,12 @@ fn user_from(item: &Item) -> Result<UserRecord, StoreError> {
     })
 }
 
-/// An `Update` that creates or updates `user`: `created_at` is set once; optional
-/// fields the launch did not carry keep their stored value.
+/// An `Update` that creates or updates `user`: `created_at` is set once; the record
+/// mirrors what the platform shares now, so an optional field the launch did not
+/// carry is removed.
 fn user_upsert(table: &str, user: &UserRecord) -> Result<Update, StoreError> {
-    let (pk, sk) = user_key(&user.issuer, &user.sub);
+    let (pk, sk) = user_key(&user.id);
+    let mut removes = Vec::new();
     let mut sets = Vec::new();
     let mut names = HashMap::new();
     let mut values = HashMap::new();
@@ -169,6 +189,7 @@ fn user_upsert(table: &str, user: &UserRecord) -> Result<Update, StoreError> {
     set("entity", s("user"));
     set("id", s(&user.id));
     set("issuer", s(&user.issuer));
+    set("user_scope", s(&user.user_scope));
     set("sub", s(&user.sub));
     set("client_id", s(&user.client_id));
     set("last_seen_at", n(user.last_seen_at));
@@ -179,18 +200,31 @@ fn user_upsert(table: &str, user: &UserRecord) -> Result<Update, StoreError> {
         ("email", &user.email),
         ("picture", &user.picture),
     ] {
-        if let Some(value) = value {
-            set(attribute, s(value));
+        match value {
+            Some(value) => set(attribute, s(value)),
+            None => removes.push(attribute),
         }
     }
     names.insert("#created".into(), "created_at".into());
     values.insert(":created".into(), n(user.created_at));
     sets.push("#created = if_not_exists(#created, :created)".into());
+    let mut expression = format!("SET {}", sets.join(", "));
+    if !removes.is_empty() {
+        let removed: Vec<String> = removes
+            .iter()
+            .enumerate()
+            .map(|(i, attribute)| {
+                names.insert(format!("#r{i}"), (*attribute).to_string());
+                format!("#r{i}")
+            })
+            .collect();
+        expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
+    }
     Update::builder()
         .table_name(table)
         .key("pk", pk)
         .key("sk", sk)
-        .update_expression(format!("SET {}", sets.join(", ")))
+        .update_expression(expression)
         .set_expression_attribute_names(Some(names))
         .set_expression_attribute_values(Some(values))
         .build()
@@ -201,8 +235,11 @@ fn user_upsert(table: &str, user: &UserRecord) -> Result<Update, StoreError> {
 enum Cancelled {
     /// The condition failed; the item as it was, if it existed.
     Condition(Option<Item>),
-    /// Another transaction touched the item at the same time: try again.
+    /// Another transaction touched the item at the same time; nothing was written.
     Conflict,
+    /// A transaction with this client request token is still in progress: its outcome
+    /// is unknown, retry with the same token.
+    InProgress,
     Other(StoreError),
 }
 
@@ -225,7 +262,7 @@ fn cancelled(error: SdkError<TransactWriteItemsError>) -> Cancelled {
     if let Some(TransactWriteItemsError::TransactionInProgressException(_)) =
         error.as_service_error()
     {
-        return Cancelled::Conflict;
+        return Cancelled::InProgress;
     }
     Cancelled::Other(unavailable("TransactWriteItems", error))
 }
@@ -288,15 +325,25 @@ impl DynamoStore {
 
     /// Runs a transaction whose first item carries the condition, retrying when a
     /// concurrent transaction conflicts. A failed condition returns the item as it was.
+    ///
+    /// One client request token is used for every attempt whose outcome is unknown
+    /// (`TransactionInProgressException`: the first attempt may still commit), so a
+    /// retry of a transaction that did commit succeeds instead of failing its own
+    /// condition (which would turn a user's single launch into a "replay"). After a
+    /// cancellation for a conflict nothing was written, and the next attempt gets a
+    /// fresh token. Backoff is exponential with jitter: several LTI embeds on one LMS
+    /// page launch the same user at the same moment.
     async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
     ) -> Result<Result<(), Option<Item>>, StoreError> {
+        let mut token = request_token();
         for attempt in 0..TRANSACTION_ATTEMPTS {
             match self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
                 .send()
                 .await
             {
@@ -304,8 +351,11 @@ impl DynamoStore {
                 Err(e) => match cancelled(e) {
                     Cancelled::Condition(item) => return Ok(Err(item)),
                     Cancelled::Conflict => {
-                        let backoff = 10u64 * (1 << attempt);
-                        tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
+                        token = request_token();
+                        tokio::time::sleep(backoff(attempt, 10)).await;
+                    }
+                    Cancelled::InProgress => {
+                        tokio::time::sleep(backoff(attempt, 100)).await;
                     }
                     Cancelled::Other(e) => return Err(e),
                 },
@@ -317,22 +367,53 @@ impl DynamoStore {
     }
 }
 
+/// A fresh client request token (a UUID: 36 characters, the most DynamoDB allows).
+fn request_token() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// `base_ms · 2^attempt`, scaled by a random factor in [0.5, 1.5).
+fn backoff(attempt: usize, base_ms: u64) -> std::time::Duration {
+    let mut byte = [0u8; 1];
+    let _ = aws_lc_rs::rand::fill(&mut byte);
+    let exp = base_ms.saturating_mul(1 << attempt.min(10));
+    let jittered = exp / 2 + exp * u64::from(byte[0]) / 256;
+    std::time::Duration::from_millis(jittered)
+}
+
 #[async_trait]
 impl PlatformStore for DynamoStore {
-    async fn platforms_by_issuer(&self, issuer: &str) -> Result<Vec<Platform>, StoreError> {
-        let pk = format!("PLATFORM#{}", key_part(issuer));
-        let items = self
-            .query_all(|| {
-                self.client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :client)")
-                    .filter_expression("entity = :platform")
-                    .expression_attribute_values(":pk", s(&pk))
-                    .expression_attribute_values(":client", s("CLIENT#"))
-                    .expression_attribute_values(":platform", s("platform"))
-            })
-            .await?;
+    async fn platforms_by_issuer(
+        &self,
+        issuer: &str,
+        limit: usize,
+    ) -> Result<Vec<Platform>, StoreError> {
+        // The registrations index holds registrations only, keyed `<issuer>#<client>`:
+        // a prefix query reads exactly this issuer's registrations, at most `limit`.
+        let prefix = format!("{}#", key_part(issuer));
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        while items.len() < limit {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(PLATFORM_INDEX)
+                .key_condition_expression("gsi1pk = :p AND begins_with(gsi1sk, :prefix)")
+                .expression_attribute_values(":p", s(PLATFORM_PARTITION))
+                .expression_attribute_values(":prefix", s(&prefix))
+                .limit(i32::try_from(limit - items.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable("Query", e))?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        items.truncate(limit);
         items.iter().map(platform_from).collect()
     }
 
@@ -346,10 +427,14 @@ impl PlatformStore for DynamoStore {
         item.as_ref().map(platform_from).transpose()
     }
 
-    async fn save_platform(&self, platform: Platform) -> Result<Platform, StoreError> {
+    async fn save_platform(&self, platform: Platform) -> Result<Saved, StoreError> {
         let (pk, sk) = platform_key(&platform.issuer, &platform.client_id);
         let doc =
             serde_json::to_string(&platform).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let scope = platform.effective_user_scope().to_string();
+        // ALL_OLD tells whether this call created the item (of two concurrent creations,
+        // exactly one sees no old item); the stored value is built from the old
+        // attributes that an upsert keeps and the new document.
         let output = self
             .client
             .update_item()
@@ -359,6 +444,7 @@ impl PlatformStore for DynamoStore {
             .update_expression(
                 "SET entity = :platform, issuer = :issuer, client_id = :client, \
                  #id = if_not_exists(#id, :id), created_at = if_not_exists(created_at, :created), \
+                 user_scope = if_not_exists(user_scope, :scope), \
                  updated_at = :updated, doc = :doc, gsi1pk = :gpk, gsi1sk = :gsk",
             )
             .expression_attribute_names("#id", "id")
@@ -367,8 +453,9 @@ impl PlatformStore for DynamoStore {
             .expression_attribute_values(":client", s(&platform.client_id))
             .expression_attribute_values(":id", s(platform.id.to_string()))
             .expression_attribute_values(":created", n(platform.created_at))
+            .expression_attribute_values(":scope", s(scope))
             .expression_attribute_values(":updated", n(platform.updated_at))
-            .expression_attribute_values(":doc", s(doc))
+            .expression_attribute_values(":doc", s(&doc))
             .expression_attribute_values(":gpk", s(PLATFORM_PARTITION))
             .expression_attribute_values(
                 ":gsk",
@@ -378,11 +465,27 @@ impl PlatformStore for DynamoStore {
                     key_part(&platform.client_id)
                 )),
             )
-            .return_values(ReturnValue::AllNew)
+            .return_values(ReturnValue::AllOld)
             .send()
             .await
             .map_err(|e| unavailable("UpdateItem", e))?;
-        platform_from(&output.attributes.unwrap_or_default())
+        let old = output.attributes.unwrap_or_default();
+        let created = old.is_empty();
+        let mut item: Item = HashMap::new();
+        item.insert("doc".into(), s(doc));
+        for kept in ["id", "created_at", "user_scope"] {
+            if let Some(value) = old.get(kept) {
+                item.insert(kept.into(), value.clone());
+            }
+        }
+        let mut saved = platform_from(&item)?;
+        if saved.user_scope.is_none() {
+            saved.user_scope = Some(platform.effective_user_scope().to_string());
+        }
+        Ok(Saved {
+            platform: saved,
+            created,
+        })
     }
 
     async fn list_platforms(&self) -> Result<Vec<Platform>, StoreError> {
@@ -541,8 +644,8 @@ impl LaunchStore for DynamoStore {
 
 #[async_trait]
 impl UserStore for DynamoStore {
-    async fn user(&self, issuer: &str, sub: &str) -> Result<Option<UserRecord>, StoreError> {
-        let (pk, sk) = user_key(issuer, sub);
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        let (pk, sk) = user_key(id);
         let item = self.get((pk, sk), false).await?;
         item.as_ref().map(user_from).transpose()
     }
@@ -603,5 +706,29 @@ impl KeySetCache for DynamoStore {
         if let Err(e) = result {
             tracing::warn!(error = %unavailable("PutItem", e), "platform key cache not written");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_exponential_with_jitter() {
+        let waits: Vec<u128> = (0..50).map(|_| backoff(2, 10).as_millis()).collect();
+        assert!(waits.iter().all(|w| (20..60).contains(w)), "{waits:?}");
+        let first = waits[0];
+        assert!(
+            waits.iter().any(|w| *w != first),
+            "jittered, not one fixed delay"
+        );
+    }
+
+    #[test]
+    fn long_key_parts_are_hashed_and_short_ones_only_escaped() {
+        assert_eq!(key_part("a#b%c"), "a%23b%25c");
+        let long = key_part(&"#".repeat(255));
+        assert!(long.starts_with("%H") && long.len() < 50, "{long}");
+        assert_ne!(key_part(&"#".repeat(255)), key_part(&"#".repeat(256)));
     }
 }

@@ -342,9 +342,15 @@ async fn a_warm_login_makes_one_write_and_a_warm_launch_two_aws_calls() {
         .expect("read")
         .expect("kept until expiry");
     assert!(stored.consumed_at.is_some());
+    let registration = stack
+        .store
+        .platform(ISS, CLIENT)
+        .await
+        .expect("read")
+        .expect("registered");
     let user = stack
         .store
-        .user(ISS, "user-42")
+        .user(&registration.user_id("user-42"))
         .await
         .expect("read")
         .expect("provisioned");

@@ -206,12 +206,15 @@ impl ToolConfig {
         self.base_url.as_str().trim_end_matches('/').to_string()
     }
 
-    /// True when `url` is on this tool (same origin, under the base path).
+    /// True when `url` is on this tool: same origin, and the base path itself or a
+    /// path below it (`/prod` covers `/prod/lti/launch`, never `/production`).
     pub fn is_tool_url(&self, url: &Url) -> bool {
+        let base = self.base_url.path().trim_end_matches('/');
         origin_of(url) == origin_of(&self.base_url)
             && url
                 .path()
-                .starts_with(self.base_url.path().trim_end_matches('/'))
+                .strip_prefix(base)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 
     /// True when `url` is on one of the allowed app origins or the landing URL's origin.
@@ -285,5 +288,20 @@ mod tests {
         ]))
         .expect_err("must fail");
         assert_eq!(err.variable, "LTI_ADMIN_TOKEN");
+    }
+
+    #[test]
+    fn the_tool_path_prefix_stops_at_a_path_boundary() {
+        let config = ToolConfig::from_lookup(lookup(&[
+            ("LTI_BASE_URL", "https://tool.example/prod"),
+            ("LTI_APP_LANDING_URL", "https://app.example/lti"),
+        ]))
+        .expect("valid");
+        let url = |u: &str| Url::parse(u).expect("url");
+        assert!(config.is_tool_url(&url("https://tool.example/prod/lti/launch")));
+        assert!(config.is_tool_url(&url("https://tool.example/prod")));
+        assert!(!config.is_tool_url(&url("https://tool.example/production/lti/launch")));
+        assert!(!config.is_tool_url(&url("https://tool.example/lti/launch")));
+        assert!(!config.is_tool_url(&url("https://other.example/prod/lti/launch")));
     }
 }

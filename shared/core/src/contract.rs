@@ -32,16 +32,20 @@ pub fn sample_platform(issuer: &str, client_id: &str, now: i64) -> Platform {
         launch_profile: LaunchProfile::Standard,
         audience: None,
         landing_url: None,
+        user_scope: None,
         created_at: now,
         updated_at: now,
     }
 }
 
-/// A user record for (issuer, sub) with a name and email, seen `now`.
+/// A user record for (issuer, sub) under the user scope of [`sample_platform`], with
+/// a name and email, seen `now`.
 pub fn sample_user(issuer: &str, sub: &str, now: i64) -> UserRecord {
+    let user_scope = format!("{issuer}/jwks");
     UserRecord {
-        id: stable_user_id(issuer, sub),
+        id: stable_user_id(issuer, &user_scope, sub),
         issuer: issuer.to_string(),
+        user_scope,
         sub: sub.to_string(),
         client_id: "client".into(),
         name: Some("Ada Lovelace".into()),
@@ -61,29 +65,42 @@ pub async fn platform_store_contract(store: &dyn PlatformStore) {
     // Unknown issuer: nothing, not an error.
     assert!(store.platform(&issuer, "a").await.expect("read").is_none());
     assert!(store
-        .platforms_by_issuer(&issuer)
+        .platforms_by_issuer(&issuer, 10)
         .await
         .expect("read")
         .is_empty());
 
     // Save, then read back exactly.
-    let first = store
-        .save_platform(sample_platform(&issuer, "a", NOW))
-        .await
-        .expect("save");
+    let mut original = sample_platform(&issuer, "a", NOW);
+    original.user_scope = Some("scope-1".into());
+    let first = store.save_platform(original).await.expect("save");
+    assert!(first.created, "the first save creates");
+    let first = first.platform;
     assert_eq!(
         store.platform(&issuer, "a").await.expect("read"),
         Some(first.clone())
     );
 
-    // Upsert on (issuer, client_id) keeps the id and creation time.
+    // Upsert on (issuer, client_id) keeps the id, creation time and user scope.
     let mut changed = sample_platform(&issuer, "a", NOW + 10);
     changed.name = "Renamed".into();
     changed.launch_profile = LaunchProfile::Direct;
     changed.audience = Some("aud-1".into());
+    changed.keyset_url = format!("{issuer}/other-jwks");
+    changed.user_scope = Some("scope-2".into());
     let saved = store.save_platform(changed).await.expect("upsert");
+    assert!(
+        !saved.created,
+        "an upsert of an existing registration creates nothing"
+    );
+    let saved = saved.platform;
     assert_eq!(saved.id, first.id, "upsert keeps the id");
     assert_eq!(saved.created_at, NOW, "upsert keeps created_at");
+    assert_eq!(
+        saved.user_scope.as_deref(),
+        Some("scope-1"),
+        "upsert keeps the user scope, so user ids stay stable"
+    );
     assert_eq!(saved.updated_at, NOW + 10);
     let read = store
         .platform(&issuer, "a")
@@ -97,8 +114,20 @@ pub async fn platform_store_contract(store: &dyn PlatformStore) {
         .save_platform(sample_platform(&issuer, "b", NOW))
         .await
         .expect("save");
+    // Deployments of the issuer are never read with its registrations.
+    for d in 0..5 {
+        store
+            .save_deployment(Deployment {
+                issuer: issuer.clone(),
+                client_id: "a".into(),
+                deployment_id: format!("d{d}"),
+                created_at: NOW,
+            })
+            .await
+            .expect("save");
+    }
     let mut ids: Vec<String> = store
-        .platforms_by_issuer(&issuer)
+        .platforms_by_issuer(&issuer, 10)
         .await
         .expect("read")
         .into_iter()
@@ -106,6 +135,21 @@ pub async fn platform_store_contract(store: &dyn PlatformStore) {
         .collect();
     ids.sort();
     assert_eq!(ids, vec!["a", "b"]);
+    assert_eq!(
+        store
+            .platforms_by_issuer(&issuer, 1)
+            .await
+            .expect("read")
+            .len(),
+        1,
+        "the limit bounds what is read"
+    );
+    // An issuer that is a prefix of another is a different issuer.
+    assert!(store
+        .platforms_by_issuer(&issuer[..issuer.len() - 3], 10)
+        .await
+        .expect("read")
+        .is_empty());
     let listed = store.list_platforms().await.expect("list");
     assert!(listed.iter().filter(|p| p.issuer == issuer).count() == 2);
 
@@ -142,6 +186,36 @@ pub async fn platform_store_contract(store: &dyn PlatformStore) {
         .await
         .expect("read")
         .is_none());
+
+    // Ids at their longest, made of the characters keys escape, round-trip.
+    let long_client = "%".repeat(255);
+    let long_deployment = "#".repeat(255);
+    store
+        .save_platform(sample_platform(&issuer, &long_client, NOW))
+        .await
+        .expect("save a long client_id");
+    assert!(store
+        .platform(&issuer, &long_client)
+        .await
+        .expect("read")
+        .is_some());
+    let long = Deployment {
+        issuer: issuer.clone(),
+        client_id: long_client.clone(),
+        deployment_id: long_deployment.clone(),
+        created_at: NOW,
+    };
+    store
+        .save_deployment(long.clone())
+        .await
+        .expect("save a long deployment id");
+    assert_eq!(
+        store
+            .deployment(&issuer, &long_client, &long_deployment)
+            .await
+            .expect("read"),
+        Some(long)
+    );
 }
 
 fn login_state(issuer: &str, client_id: &str, now: i64, ttl: i64) -> LoginState {
@@ -191,7 +265,7 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
         .await
         .expect("first use succeeds");
     assert_eq!(
-        users.user(&issuer, &user.sub).await.expect("read"),
+        users.user(&user.id).await.expect("read"),
         Some(user.clone())
     );
     assert!(matches!(
@@ -222,8 +296,8 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
         store.finish_launch(&wrong_platform, &user).await,
         Err(ConsumeError::PlatformMismatch)
     ));
-    // A later launch of the same user without name or email keeps what is known
-    // and moves last_seen_at.
+    // A later launch of the same user without name or email: the record mirrors what
+    // the platform shares now (nothing), keeps created_at and moves last_seen_at.
     let anonymous = UserRecord {
         name: None,
         given_name: None,
@@ -237,15 +311,51 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
         .finish_launch(&claim(&fresh, NOW + 50), &anonymous)
         .await
         .expect("the refused attempts did not consume the state");
-    let read = users
-        .user(&issuer, &user.sub)
+    let read = users.user(&user.id).await.expect("read").expect("exists");
+    assert_eq!(read.email, None, "an email no longer shared is not kept");
+    assert_eq!(read.name, None);
+    assert_eq!(read.given_name, None);
+    assert_eq!(read.created_at, NOW, "created_at is set once");
+    assert_eq!(read.last_seen_at, NOW + 50);
+
+    // The same sub under another user scope of the same issuer is another user: its
+    // launch neither reads nor overwrites the first one.
+    let other_scope = UserRecord {
+        id: stable_user_id(&issuer, "https://elsewhere.example/jwks", &user.sub),
+        user_scope: "https://elsewhere.example/jwks".into(),
+        name: Some("Mallory".into()),
+        email: Some("mallory@example.com".into()),
+        ..user.clone()
+    };
+    let again = login_state(&issuer, "a", NOW, 600);
+    store.begin_login(&again).await.expect("begin");
+    store
+        .finish_launch(&claim(&again, NOW + 60), &other_scope)
+        .await
+        .expect("launch");
+    let first = users.user(&user.id).await.expect("read").expect("exists");
+    assert_eq!(
+        first.name, None,
+        "the other scope's launch did not touch it"
+    );
+    let second = users
+        .user(&other_scope.id)
         .await
         .expect("read")
         .expect("exists");
-    assert_eq!(read.email, user.email);
-    assert_eq!(read.name, user.name);
-    assert_eq!(read.created_at, NOW, "created_at is set once");
-    assert_eq!(read.last_seen_at, NOW + 50);
+    assert_eq!(second.email.as_deref(), Some("mallory@example.com"));
+    // A 255-character sub is an ordinary user.
+    let long_sub = sample_user(&issuer, &"s".repeat(255), NOW);
+    let long_state = login_state(&issuer, "a", NOW, 600);
+    store.begin_login(&long_state).await.expect("begin");
+    store
+        .finish_launch(&claim(&long_state, NOW + 1), &long_sub)
+        .await
+        .expect("launch");
+    assert_eq!(
+        users.user(&long_sub.id).await.expect("read"),
+        Some(long_sub)
+    );
 
     // Concurrent launches with one state: exactly one succeeds.
     let raced = login_state(&issuer, "a", NOW, 600);

@@ -1,5 +1,9 @@
 //! The hand-off to the company's app: a short-lived app session token (RS256, signed
 //! by the tool key, verifiable with the tool's JWKS) delivered to the landing URL.
+//!
+//! In two steps, so that everything that can fail is done before the launch consumes
+//! its state: [`prepare`] (pure: landing URL, claims, encoding) before, then
+//! [`Prepared::sign`] after.
 
 use crate::config::{HandoffMode, ToolConfig};
 use crate::jwt::sign_jwt;
@@ -14,7 +18,7 @@ pub const APP_TOKEN_FIELD: &str = "app_token";
 /// Where and how the user goes next.
 #[derive(Debug, Clone)]
 pub struct Handoff {
-    /// The app's landing URL.
+    /// The app's landing URL (always a valid, normalized absolute URL).
     pub landing_url: String,
     /// The signed app session token.
     pub app_token: String,
@@ -39,49 +43,72 @@ struct AppClaims<'a> {
     lti: &'a LaunchContext,
 }
 
-/// The landing URL: `target_link_uri` when it points into the app (an allowed app
-/// origin), else the platform's own landing URL, else the configured one.
+/// The landing URL, normalized: `target_link_uri` when it points into the app (an
+/// allowed app origin), else the platform's own landing URL, else the configured one.
+/// A URL that does not parse is never handed off (the configured one is used).
 pub fn landing_url(
     config: &ToolConfig,
     target_link_uri: Option<&str>,
     platform_landing: Option<&str>,
 ) -> String {
-    if let Some(target) = target_link_uri {
-        if let Ok(url) = url::Url::parse(target) {
-            if config.is_app_url(&url) && !config.is_tool_url(&url) {
-                return target.to_string();
-            }
+    if let Some(url) = target_link_uri.and_then(|t| url::Url::parse(t).ok()) {
+        if config.is_app_url(&url) && !config.is_tool_url(&url) {
+            return url.into();
         }
     }
     platform_landing
-        .map(str::to_string)
+        .and_then(|l| url::Url::parse(l).ok())
+        .map(String::from)
         .unwrap_or_else(|| config.app_landing_url.to_string())
 }
 
-/// Signs the app token for `context` and decides where it goes.
-pub async fn issue(
+/// An app token ready to be signed: claims encoded, destination decided.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    claims: serde_json::Value,
+    landing_url: String,
+    mode: HandoffMode,
+    user_id: String,
+}
+
+/// Builds the app token's claims for `context` and decides where it goes. Fails only
+/// if the claims cannot be encoded; call it before consuming the launch's state.
+pub fn prepare(
     config: &ToolConfig,
-    signer: &dyn Signer,
     random: &dyn Random,
     context: &LaunchContext,
     platform_landing: Option<&str>,
     now: i64,
-) -> Result<Handoff, SignerError> {
+) -> Result<Prepared, SignerError> {
     let claims = AppClaims {
         iss: config.issuer(),
         aud: &config.app_audience,
         sub: &context.user.id,
         iat: now,
         nbf: now,
-        exp: now + config.app_token_ttl,
+        exp: now.saturating_add(config.app_token_ttl),
         jti: random.token(16),
         lti: context,
     };
-    let app_token = sign_jwt(signer, &claims).await?;
-    Ok(Handoff {
+    let claims = serde_json::to_value(&claims)
+        .map_err(|e| SignerError::BadKey(format!("cannot encode the app token: {e}")))?;
+    Ok(Prepared {
+        claims,
         landing_url: landing_url(config, context.target_link_uri.as_deref(), platform_landing),
-        app_token,
         mode: config.handoff,
         user_id: context.user.id.clone(),
     })
+}
+
+impl Prepared {
+    /// Signs the app token with the tool key.
+    pub async fn sign(self, signer: &dyn Signer) -> Result<Handoff, SignerError> {
+        let app_token = sign_jwt(signer, &self.claims).await?;
+        Ok(Handoff {
+            landing_url: self.landing_url,
+            app_token,
+            mode: self.mode,
+            user_id: self.user_id,
+        })
+    }
 }

@@ -16,6 +16,7 @@ pub mod handoff;
 pub mod jwt;
 pub mod keys;
 pub mod launch;
+pub mod limits;
 pub mod login;
 pub mod memory;
 pub mod platform;

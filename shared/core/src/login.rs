@@ -137,7 +137,7 @@ impl LoginService {
                 Some(p) => p,
                 None if self
                     .platforms
-                    .platforms_by_issuer(&issuer)
+                    .platforms_by_issuer(&issuer, 1)
                     .await?
                     .is_empty() =>
                 {
@@ -146,7 +146,8 @@ impl LoginService {
                 None => return Err(LoginError::ClientUnknown),
             },
             None => {
-                let mut all = self.platforms.platforms_by_issuer(&issuer).await?;
+                // Two are enough to know whether the request must name the client_id.
+                let mut all = self.platforms.platforms_by_issuer(&issuer, 2).await?;
                 match all.len() {
                     0 => return Err(LoginError::PlatformNotRegistered(issuer)),
                     1 => all.remove(0),

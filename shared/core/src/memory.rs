@@ -6,7 +6,7 @@
 
 use crate::error::StoreError;
 use crate::keys::{KeySetCache, SharedKeySet};
-use crate::platform::{Deployment, Platform, PlatformStore};
+use crate::platform::{Deployment, Platform, PlatformStore, Saved};
 use crate::state::{refusal, ConsumeError, LaunchStore, LoginState, StateClaim, StoredState};
 use crate::user::{UserRecord, UserStore};
 use async_trait::async_trait;
@@ -33,7 +33,8 @@ struct Inner {
     /// State count at which expired states are next pruned (amortized: doubles when
     /// pruning frees little, so inserts stay O(1) on average).
     prune_at: usize,
-    users: BTreeMap<(String, String), UserRecord>,
+    /// By stable user id.
+    users: BTreeMap<String, UserRecord>,
 }
 
 /// Every port in one process-local store.
@@ -72,7 +73,7 @@ impl MemoryStore {
                 );
             }
             for u in snapshot.users {
-                inner.users.insert((u.issuer.clone(), u.sub.clone()), u);
+                inner.users.insert(u.id.clone(), u);
             }
         }
         store
@@ -98,39 +99,34 @@ impl MemoryStore {
     }
 }
 
-fn upsert_user(users: &mut BTreeMap<(String, String), UserRecord>, user: &UserRecord) {
-    let key = (user.issuer.clone(), user.sub.clone());
-    match users.get_mut(&key) {
-        None => {
-            users.insert(key, user.clone());
-        }
-        Some(existing) => {
-            existing.client_id = user.client_id.clone();
-            existing.last_seen_at = user.last_seen_at;
-            let fields = [
-                (&mut existing.name, &user.name),
-                (&mut existing.given_name, &user.given_name),
-                (&mut existing.family_name, &user.family_name),
-                (&mut existing.email, &user.email),
-                (&mut existing.picture, &user.picture),
-            ];
-            for (old, new) in fields {
-                if new.is_some() {
-                    old.clone_from(new);
-                }
-            }
-        }
-    }
+/// Creates or updates `user`: the stored record mirrors what the platform shares now
+/// (a field the launch did not carry is removed); `created_at` is set once.
+fn upsert_user(users: &mut BTreeMap<String, UserRecord>, user: &UserRecord) {
+    let created_at = users
+        .get(&user.id)
+        .map_or(user.created_at, |existing| existing.created_at);
+    users.insert(
+        user.id.clone(),
+        UserRecord {
+            created_at,
+            ..user.clone()
+        },
+    );
 }
 
 #[async_trait]
 impl PlatformStore for MemoryStore {
-    async fn platforms_by_issuer(&self, issuer: &str) -> Result<Vec<Platform>, StoreError> {
+    async fn platforms_by_issuer(
+        &self,
+        issuer: &str,
+        limit: usize,
+    ) -> Result<Vec<Platform>, StoreError> {
         Ok(self
             .lock()
             .platforms
             .values()
             .filter(|p| p.issuer == issuer)
+            .take(limit)
             .cloned()
             .collect())
     }
@@ -147,15 +143,23 @@ impl PlatformStore for MemoryStore {
             .cloned())
     }
 
-    async fn save_platform(&self, mut platform: Platform) -> Result<Platform, StoreError> {
+    async fn save_platform(&self, mut platform: Platform) -> Result<Saved, StoreError> {
         let mut inner = self.lock();
         let key = (platform.issuer.clone(), platform.client_id.clone());
-        if let Some(existing) = inner.platforms.get(&key) {
+        let existing = inner.platforms.get(&key);
+        if let Some(existing) = existing {
             platform.id = existing.id;
             platform.created_at = existing.created_at;
+            if existing.user_scope.is_some() {
+                platform.user_scope.clone_from(&existing.user_scope);
+            }
+        }
+        let created = existing.is_none();
+        if platform.user_scope.is_none() {
+            platform.user_scope = Some(platform.effective_user_scope().to_string());
         }
         inner.platforms.insert(key, platform.clone());
-        Ok(platform)
+        Ok(Saved { platform, created })
     }
 
     async fn list_platforms(&self) -> Result<Vec<Platform>, StoreError> {
@@ -238,6 +242,9 @@ impl LaunchStore for MemoryStore {
         user: &UserRecord,
     ) -> Result<(), ConsumeError> {
         let mut inner = self.lock();
+        if inner.once.len() >= PRUNE_ABOVE {
+            inner.once.retain(|_, until| *until > now);
+        }
         if inner.once.get(key).is_some_and(|until| *until > now) {
             return Err(ConsumeError::AlreadyUsed);
         }
@@ -249,12 +256,8 @@ impl LaunchStore for MemoryStore {
 
 #[async_trait]
 impl UserStore for MemoryStore {
-    async fn user(&self, issuer: &str, sub: &str) -> Result<Option<UserRecord>, StoreError> {
-        Ok(self
-            .lock()
-            .users
-            .get(&(issuer.to_string(), sub.to_string()))
-            .cloned())
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.lock().users.get(id).cloned())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Platform registrations (an LMS the tool trusts) and their deployments.
 
 use crate::error::{ErrorKind, Problem, StoreError};
+use crate::limits;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -56,10 +57,40 @@ pub struct Platform {
     /// For `direct` launches: where users land after the launch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landing_url: Option<String>,
+    /// Whose users this registration's launches belong to (see [`crate::user`]): set
+    /// once, when the registration is created, to its key set URL, or to the scope of a
+    /// registration of the same issuer with the same key set URL (Canvas Cloud: many
+    /// client_ids, one JWKS). Kept when the registration is updated, even if its key
+    /// set URL changes, so user ids stay stable. `None` (registrations made before
+    /// scopes existed) means the current key set URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_scope: Option<String>,
     /// Creation time, epoch seconds.
     pub created_at: i64,
     /// Last update time, epoch seconds.
     pub updated_at: i64,
+}
+
+impl Platform {
+    /// The user scope launches of this registration use.
+    pub fn effective_user_scope(&self) -> &str {
+        self.user_scope.as_deref().unwrap_or(&self.keyset_url)
+    }
+
+    /// The stable app user id of the platform user `sub` launching through this
+    /// registration.
+    pub fn user_id(&self, sub: &str) -> String {
+        crate::user::stable_user_id(&self.issuer, self.effective_user_scope(), sub)
+    }
+}
+
+/// What [`PlatformStore::save_platform`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    /// The registration as stored (an update keeps `id`, `created_at`, `user_scope`).
+    pub platform: Platform,
+    /// True when this call created it; of two concurrent creations only one is.
+    pub created: bool,
 }
 
 /// A deployment of the tool inside a platform (`deployment_id` claim).
@@ -79,14 +110,21 @@ pub struct Deployment {
 /// Storage of platform registrations and deployments.
 #[async_trait]
 pub trait PlatformStore: Send + Sync {
-    /// Every registration of an issuer (Canvas and Blackboard share one issuer).
-    async fn platforms_by_issuer(&self, issuer: &str) -> Result<Vec<Platform>, StoreError>;
+    /// Up to `limit` registrations of an issuer (Canvas and Blackboard share one
+    /// issuer). Reads registrations only, never their deployments, so what an
+    /// unauthenticated request can make the store read is bounded by `limit`.
+    async fn platforms_by_issuer(
+        &self,
+        issuer: &str,
+        limit: usize,
+    ) -> Result<Vec<Platform>, StoreError>;
     /// The registration for (issuer, client_id).
     async fn platform(&self, issuer: &str, client_id: &str)
         -> Result<Option<Platform>, StoreError>;
     /// Creates or updates the registration for (issuer, client_id). An existing one keeps
-    /// its `id` and `created_at`; the stored value is returned.
-    async fn save_platform(&self, platform: Platform) -> Result<Platform, StoreError>;
+    /// its `id`, `created_at` and `user_scope`; the stored value is returned, with
+    /// whether this call created it.
+    async fn save_platform(&self, platform: Platform) -> Result<Saved, StoreError>;
     /// Every registration, for the admin API.
     async fn list_platforms(&self) -> Result<Vec<Platform>, StoreError>;
     /// One deployment of a registration.
@@ -186,15 +224,20 @@ impl PlatformInput {
         let mut errors = Vec::new();
         let mut required = |field: &'static str, value: Option<String>, url: bool| -> String {
             let value = value.map(|v| v.trim().to_string()).unwrap_or_default();
+            let max = match field {
+                "issuer" => limits::MAX_ISSUER_LEN,
+                "clientId" | "name" => limits::MAX_ID_LEN,
+                _ => limits::MAX_URL_LEN,
+            };
             if value.is_empty() {
                 errors.push(FieldError {
                     field,
                     message: "is required".into(),
                 });
-            } else if value.len() > 2048 {
+            } else if value.len() > max {
                 errors.push(FieldError {
                     field,
-                    message: "is longer than 2048 characters".into(),
+                    message: format!("is longer than {max} bytes"),
                 });
             } else if url {
                 if let Err(message) = check_endpoint_url(&value) {
@@ -231,7 +274,7 @@ impl PlatformInput {
             .filter(|v| !v.is_empty());
         let deployment_id = self.deployment_id.map(|v| v.trim().to_string());
         if let Some(d) = &deployment_id {
-            if d.is_empty() || d.len() > 255 {
+            if d.is_empty() || d.len() > limits::MAX_ID_LEN {
                 errors.push(FieldError {
                     field: "deploymentId",
                     message: "must be 1 to 255 characters".into(),
@@ -264,6 +307,7 @@ impl PlatformInput {
                 launch_profile,
                 audience,
                 landing_url,
+                user_scope: None,
                 created_at: now,
                 updated_at: now,
             },

@@ -4,10 +4,14 @@
 //! Only hits are cached, for a short time ([`DEFAULT_TTL`]): a newly registered
 //! platform or deployment works at once, and a changed registration is picked up by
 //! every instance within the TTL. Writes go straight through and refresh the cache.
+//! The registrations of an issuer (read by requests that are not yet authenticated:
+//! a login without client_id, a direct launch, a refused audience) are cached the
+//! same way when there are any, so a flood of anonymous requests costs one store
+//! read per issuer per TTL, not one per request.
 
 use crate::clock::Clock;
 use crate::error::StoreError;
-use crate::platform::{Deployment, Platform, PlatformStore};
+use crate::platform::{Deployment, Platform, PlatformStore, Saved};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,11 +21,13 @@ pub const DEFAULT_TTL: i64 = 60;
 
 type PlatformKey = (String, String);
 type DeploymentKey = (String, String, String);
+type IssuerKey = (String, usize);
 
 #[derive(Default)]
 struct Entries {
     platforms: HashMap<PlatformKey, (Platform, i64)>,
     deployments: HashMap<DeploymentKey, (Deployment, i64)>,
+    by_issuer: HashMap<IssuerKey, (Vec<Platform>, i64)>,
 }
 
 /// Caches [`PlatformStore::platform`] and [`PlatformStore::deployment`] hits.
@@ -55,8 +61,30 @@ impl CachedPlatformStore {
 
 #[async_trait]
 impl PlatformStore for CachedPlatformStore {
-    async fn platforms_by_issuer(&self, issuer: &str) -> Result<Vec<Platform>, StoreError> {
-        self.inner.platforms_by_issuer(issuer).await
+    async fn platforms_by_issuer(
+        &self,
+        issuer: &str,
+        limit: usize,
+    ) -> Result<Vec<Platform>, StoreError> {
+        let key = (issuer.to_string(), limit);
+        let now = self.clock.now();
+        if let Some((list, until)) = self.lock().by_issuer.get(&key) {
+            if *until > now {
+                return Ok(list.clone());
+            }
+        }
+        let found = self.inner.platforms_by_issuer(issuer, limit).await?;
+        let mut entries = self.lock();
+        if found.is_empty() {
+            entries.by_issuer.remove(&key);
+        } else {
+            // Bounded: entries expire, and only issuers with registrations get one.
+            entries.by_issuer.retain(|_, (_, until)| *until > now);
+            entries
+                .by_issuer
+                .insert(key, (found.clone(), now.saturating_add(self.ttl)));
+        }
+        Ok(found)
     }
 
     async fn platform(
@@ -75,7 +103,9 @@ impl PlatformStore for CachedPlatformStore {
         let mut entries = self.lock();
         match &found {
             Some(p) => {
-                entries.platforms.insert(key, (p.clone(), now + self.ttl));
+                entries
+                    .platforms
+                    .insert(key, (p.clone(), now.saturating_add(self.ttl)));
             }
             None => {
                 entries.platforms.remove(&key);
@@ -84,11 +114,20 @@ impl PlatformStore for CachedPlatformStore {
         Ok(found)
     }
 
-    async fn save_platform(&self, platform: Platform) -> Result<Platform, StoreError> {
+    async fn save_platform(&self, platform: Platform) -> Result<Saved, StoreError> {
         let saved = self.inner.save_platform(platform).await?;
-        let key = (saved.issuer.clone(), saved.client_id.clone());
-        let until = self.clock.now() + self.ttl;
-        self.lock().platforms.insert(key, (saved.clone(), until));
+        let key = (
+            saved.platform.issuer.clone(),
+            saved.platform.client_id.clone(),
+        );
+        let until = self.clock.now().saturating_add(self.ttl);
+        let mut entries = self.lock();
+        entries
+            .by_issuer
+            .retain(|(issuer, _), _| *issuer != saved.platform.issuer);
+        entries
+            .platforms
+            .insert(key, (saved.platform.clone(), until));
         Ok(saved)
     }
 
@@ -120,7 +159,7 @@ impl PlatformStore for CachedPlatformStore {
         if let Some(d) = &found {
             self.lock()
                 .deployments
-                .insert(key, (d.clone(), now + self.ttl));
+                .insert(key, (d.clone(), now.saturating_add(self.ttl)));
         }
         Ok(found)
     }
@@ -144,14 +183,19 @@ mod tests {
 
     #[async_trait]
     impl PlatformStore for Counting {
-        async fn platforms_by_issuer(&self, issuer: &str) -> Result<Vec<Platform>, StoreError> {
-            self.inner.platforms_by_issuer(issuer).await
+        async fn platforms_by_issuer(
+            &self,
+            issuer: &str,
+            limit: usize,
+        ) -> Result<Vec<Platform>, StoreError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.platforms_by_issuer(issuer, limit).await
         }
         async fn platform(&self, i: &str, c: &str) -> Result<Option<Platform>, StoreError> {
             self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.inner.platform(i, c).await
         }
-        async fn save_platform(&self, p: Platform) -> Result<Platform, StoreError> {
+        async fn save_platform(&self, p: Platform) -> Result<Saved, StoreError> {
             self.inner.save_platform(p).await
         }
         async fn list_platforms(&self) -> Result<Vec<Platform>, StoreError> {
@@ -199,5 +243,50 @@ mod tests {
         clock.advance(DEFAULT_TTL);
         cache.platform("i", "c").await.expect("read");
         assert_eq!(reads(), 4, "expired entries are read again");
+    }
+
+    #[tokio::test]
+    async fn the_registrations_of_an_issuer_are_read_once_per_ttl_and_refreshed_by_a_save() {
+        let counting = Arc::new(Counting {
+            inner: MemoryStore::new(),
+            reads: Default::default(),
+        });
+        let clock = Arc::new(FixedClock::at(1000));
+        let cache = CachedPlatformStore::new(counting.clone(), clock.clone());
+        let reads = || counting.reads.load(std::sync::atomic::Ordering::SeqCst);
+
+        // An issuer with no registration: nothing cached, so a registration works at once.
+        assert!(cache
+            .platforms_by_issuer("i", 2)
+            .await
+            .expect("read")
+            .is_empty());
+        cache
+            .save_platform(crate::contract::sample_platform("i", "a", 0))
+            .await
+            .expect("save");
+        assert_eq!(
+            cache.platforms_by_issuer("i", 2).await.expect("read").len(),
+            1
+        );
+        let before = reads();
+        for _ in 0..20 {
+            cache.platforms_by_issuer("i", 2).await.expect("read");
+        }
+        assert_eq!(reads(), before, "twenty anonymous requests, no store read");
+
+        // A save through the cache drops the issuer's list: the next read sees both.
+        cache
+            .save_platform(crate::contract::sample_platform("i", "b", 0))
+            .await
+            .expect("save");
+        assert_eq!(
+            cache.platforms_by_issuer("i", 2).await.expect("read").len(),
+            2
+        );
+        clock.advance(DEFAULT_TTL);
+        let before = reads();
+        cache.platforms_by_issuer("i", 2).await.expect("read");
+        assert_eq!(reads(), before + 1, "read again after the TTL");
     }
 }

@@ -1,18 +1,29 @@
-//! Users provisioned by launches: one per (issuer, sub).
+//! Users provisioned by launches: one per (issuer, user scope, sub).
+//!
+//! A user is vouched for by the keys that signed the launch. Two registrations of one
+//! issuer whose key sets differ (self-hosted Canvas keeps `https://canvas.instructure.com`,
+//! Blackboard uses one issuer everywhere) must never hand out each other's users, so
+//! the id is derived from the issuer, the registration's **user scope** (its key set
+//! URL when it was first registered, shared by registrations of the issuer with the
+//! same key set: Canvas Cloud) and the platform's `sub`.
 
 use crate::error::StoreError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-/// A user as the launch provisions it. Optional fields that are `None` keep what the
-/// store already has (a later privacy-restricted launch does not erase a known name).
+/// A user as the launch provisions it: a mirror of what the platform shares now. An
+/// optional field that is `None` is removed from the store (a platform that stops
+/// sharing the email stops having it stored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRecord {
-    /// Stable user id, derived from (issuer, sub): see [`stable_user_id`].
+    /// Stable user id: see [`stable_user_id`].
     pub id: String,
     /// The platform's issuer.
     pub issuer: String,
+    /// The user scope of the registration that vouched for the user.
+    #[serde(default)]
+    pub user_scope: String,
     /// The platform's user id (`sub`).
     pub sub: String,
     /// The registration's client_id at the last launch.
@@ -33,17 +44,20 @@ pub struct UserRecord {
     pub last_seen_at: i64,
 }
 
-/// The stable user id for (issuer, sub): a UUID (version 8) built from SHA-256 of both.
+/// The stable user id for (issuer, user scope, sub): a UUID (version 8) built from
+/// SHA-256 of the three, each length-prefixed so no two triples collide.
 ///
 /// Deriving it (instead of drawing it at the first launch) lets the launch create or
 /// update the user in the same atomic write that consumes the state, with no read.
-/// The same person on two platforms has two issuers and so two ids.
-pub fn stable_user_id(issuer: &str, sub: &str) -> String {
+/// The same person on two platforms, or under two registrations of one issuer with
+/// different key sets, has two ids.
+pub fn stable_user_id(issuer: &str, user_scope: &str, sub: &str) -> String {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    ctx.update(b"lti-lambda user v1\0");
-    ctx.update(issuer.as_bytes());
-    ctx.update(b"\0");
-    ctx.update(sub.as_bytes());
+    ctx.update(b"lti-lambda user v2\0");
+    for part in [issuer, user_scope, sub] {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part.as_bytes());
+    }
     let digest = ctx.finish();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest.as_ref()[..16]);
@@ -52,11 +66,11 @@ pub fn stable_user_id(issuer: &str, sub: &str) -> String {
         .to_string()
 }
 
-/// Reading users back (admin API, tests, later services).
+/// Reading users back (admin API, tests, services).
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// The user for (issuer, sub).
-    async fn user(&self, issuer: &str, sub: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// The user with stable id `id`.
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
 }
 
 #[cfg(test)]
@@ -65,15 +79,32 @@ mod tests {
 
     #[test]
     fn the_same_sub_on_two_platforms_is_two_users() {
-        let a = stable_user_id("https://a.example", "42");
-        let b = stable_user_id("https://b.example", "42");
+        let a = stable_user_id("https://a.example", "https://a.example/jwks", "42");
+        let b = stable_user_id("https://b.example", "https://a.example/jwks", "42");
         assert_ne!(a, b);
-        assert_eq!(a, stable_user_id("https://a.example", "42"));
+        assert_eq!(
+            a,
+            stable_user_id("https://a.example", "https://a.example/jwks", "42")
+        );
         assert_eq!(a.len(), 36);
     }
 
     #[test]
-    fn issuer_and_sub_cannot_be_shifted_into_each_other() {
-        assert_ne!(stable_user_id("ab", "c"), stable_user_id("a", "bc"));
+    fn the_same_sub_under_two_key_sets_of_one_issuer_is_two_users() {
+        let a = stable_user_id("https://blackboard.com", "https://a.example/jwks", "42");
+        let b = stable_user_id("https://blackboard.com", "https://b.example/jwks", "42");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn parts_cannot_be_shifted_into_each_other() {
+        assert_ne!(
+            stable_user_id("ab", "c", "d"),
+            stable_user_id("a", "bc", "d")
+        );
+        assert_ne!(
+            stable_user_id("a", "b", "cd"),
+            stable_user_id("a", "bc", "d")
+        );
     }
 }

@@ -84,7 +84,11 @@ async fn a_direct_launch_is_accepted_and_redirects_to_the_platforms_landing_url(
     // The platform user id is stored with the user, for later event reporting.
     let user = fixture
         .store
-        .user(TB_ISS, "tb-user-9")
+        .user(&lti_core::user::stable_user_id(
+            TB_ISS,
+            &format!("{TB_ISS}/jwks"),
+            "tb-user-9",
+        ))
         .await
         .expect("read")
         .expect("provisioned");
@@ -191,4 +195,63 @@ async fn a_direct_platform_still_launches_through_the_standard_flow_with_state()
         .launch(learner_claims(NOW))
         .await
         .expect("standard flow works");
+}
+
+#[tokio::test]
+async fn a_standard_id_token_never_launches_through_a_direct_registration_naming_its_client_id() {
+    // GIVEN an issuer with a standard registration (client_id CLIENT) and a direct one
+    // whose audience is also CLIENT (stored without the admin API's refusal)
+    let fixture = Fixture::new().await;
+    let mut direct = lti_core::contract::sample_platform(ISS, "direct-client", NOW);
+    direct.keyset_url = format!("{ISS}/jwks");
+    direct.launch_profile = LaunchProfile::Direct;
+    direct.audience = Some(CLIENT.into());
+    fixture.store.save_platform(direct).await.expect("save");
+    // WHEN a standard id_token that was already used is posted without its state
+    let (state, nonce) = fixture.begin().await;
+    let token = sign(
+        &header(),
+        &with_nonce(learner_claims(NOW), &nonce),
+        platform_key(),
+    );
+    fixture
+        .post(&token, &state, Some(&state))
+        .await
+        .expect("the real launch");
+    let form = LaunchForm {
+        id_token: Some(token),
+        ..Default::default()
+    };
+    let err = fixture
+        .launcher
+        .launch(&form, None)
+        .await
+        .expect_err("no state");
+    // THEN it is refused as a launch without state, not accepted by the direct path
+    assert_eq!(err.code(), "LTI_STATE_MISSING");
+}
+
+#[tokio::test]
+async fn a_direct_token_is_refused_again_in_the_last_second_it_is_accepted() {
+    let fixture = fixture().await;
+    let claims = timeback_claims(NOW);
+    post(&fixture, &claims).await.expect("first use");
+    // exp is NOW + 300; with the 60 s leeway the token is accepted until NOW + 360.
+    fixture.clock.advance(360);
+    let err = post(&fixture, &claims).await.expect_err("replay");
+    assert_eq!(err.code(), "LTI_NONCE_REPLAYED");
+    fixture.clock.advance(1);
+    let err = post(&fixture, &claims).await.expect_err("expired");
+    assert_eq!(err.code(), "LTI_TOKEN_EXPIRED");
+}
+
+#[tokio::test]
+async fn a_direct_token_with_a_two_kilobyte_jti_is_an_ordinary_one_time_token() {
+    let fixture = fixture().await;
+    let mut claims = timeback_claims(NOW);
+    claims.as_object_mut().expect("object").remove("nonce");
+    claims["jti"] = json!("j".repeat(2048));
+    post(&fixture, &claims).await.expect("accepted");
+    let err = post(&fixture, &claims).await.expect_err("replay");
+    assert_eq!(err.code(), "LTI_NONCE_REPLAYED");
 }

@@ -147,8 +147,43 @@ const CLAIM_REJECTIONS: &[(&str, Mutation, &str)] = &[
         "LTI_TARGET_LINK_URI_INVALID",
     ),
     (
-        "context without id",
-        |c| c[CONTEXT] = json!({"title": "x"}),
+        "nbf an hour ahead",
+        |c| c["nbf"] = json!(NOW + 3600),
+        "LTI_TOKEN_NOT_YET_VALID",
+    ),
+    (
+        "nbf not a number",
+        |c| c["nbf"] = json!("soon"),
+        "LTI_CLAIM_INVALID",
+    ),
+    (
+        "deployment_id a number",
+        |c| c[DEPLOYMENT_ID] = json!(1),
+        "LTI_CLAIM_INVALID",
+    ),
+    (
+        "sub a number",
+        |c| c["sub"] = json!(42),
+        "LTI_CLAIM_INVALID",
+    ),
+    (
+        "sub longer than 255 characters",
+        |c| c["sub"] = json!("x".repeat(256)),
+        "LTI_CLAIM_INVALID",
+    ),
+    (
+        "nonce a number",
+        |c| c["nonce"] = json!(12345),
+        "LTI_CLAIM_INVALID",
+    ),
+    (
+        "message_type a number",
+        |c| c[MT] = json!(1),
+        "LTI_CLAIM_INVALID",
+    ),
+    (
+        "resource_link id too long",
+        |c| c[RESOURCE_LINK] = json!({"id": "r".repeat(256)}),
         "LTI_CLAIM_INVALID",
     ),
     (
@@ -540,7 +575,7 @@ async fn every_launch_the_checklist_allows_is_accepted() {
             },
             |ctx| {
                 let dl = ctx.services.deep_linking.as_ref().expect("settings");
-                assert_eq!(dl.data.as_deref(), Some("opaque-123"));
+                assert_eq!(dl.data, Some(json!("opaque-123")));
                 assert_eq!(ctx.message_type, "LtiDeepLinkingRequest");
             },
         ),
@@ -612,7 +647,7 @@ async fn the_app_token_is_signed_by_the_tool_and_names_the_stable_user() {
     assert_eq!(data.header.kid.as_deref(), Some(jwk.kid.as_str()));
     let user = fixture
         .store
-        .user(ISS, "user-42")
+        .user(&user_id("user-42"))
         .await
         .expect("read")
         .expect("provisioned");
@@ -636,7 +671,7 @@ async fn users_are_provisioned_once_and_updated_later() {
     fixture.launch(learner_claims(NOW)).await.expect("first");
     let first = fixture
         .store
-        .user(ISS, "user-42")
+        .user(&user_id("user-42"))
         .await
         .expect("read")
         .expect("created");
@@ -649,16 +684,15 @@ async fn users_are_provisioned_once_and_updated_later() {
     fixture.launch(claims).await.expect("second");
     let second = fixture
         .store
-        .user(ISS, "user-42")
+        .user(&user_id("user-42"))
         .await
         .expect("read")
         .expect("exists");
     assert_eq!(second.id, first.id, "the id is stable");
     assert_eq!(second.email.as_deref(), Some("ada@new.example.edu"));
     assert_eq!(
-        second.name.as_deref(),
-        Some("Ada Lovelace"),
-        "a known name is kept"
+        second.name, None,
+        "the record mirrors what the platform shares now: no name any more"
     );
     assert_eq!((second.created_at, second.last_seen_at), (NOW, NOW + 100));
 }

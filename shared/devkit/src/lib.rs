@@ -40,6 +40,9 @@ pub struct DevOptions {
     pub admin_token: Option<String>,
     /// The clock (tests move it).
     pub clock: Arc<dyn Clock>,
+    /// Configuration variables (`LTI_HANDOFF_MODE`, `LTI_ALLOWED_APP_ORIGINS`…) that
+    /// take precedence over the process environment: tests set them per server.
+    pub settings: Vec<(String, String)>,
 }
 
 /// The dev server could not start.
@@ -101,7 +104,12 @@ impl DevServer {
                 "LTI_BASE_URL" => Some(base_url.clone()),
                 "LTI_APP_LANDING_URL" => Some(format!("{base_url}/app")),
                 "LTI_ADMIN_TOKEN" => Some(admin_token.clone()),
-                other => std::env::var(other).ok(),
+                other => options
+                    .settings
+                    .iter()
+                    .find(|(name, _)| name == other)
+                    .map(|(_, value)| value.clone())
+                    .or_else(|| std::env::var(other).ok()),
             })
             .map_err(|e| DevError::Setup(e.to_string()))?,
         );

@@ -59,6 +59,7 @@ async fn main() -> std::process::ExitCode {
         data_dir,
         admin_token,
         clock: Arc::new(SystemClock),
+        settings: vec![],
     })
     .await
     {

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use lti_core::error::StoreError;
 use lti_core::memory::{MemoryStore, Snapshot};
-use lti_core::platform::{Deployment, Platform, PlatformStore};
+use lti_core::platform::{Deployment, Platform, PlatformStore, Saved};
 use lti_core::state::{ConsumeError, LaunchStore, LoginState, StateClaim};
 use lti_core::user::{UserRecord, UserStore};
 use std::path::PathBuf;
@@ -61,8 +61,12 @@ impl FileStore {
 
 #[async_trait]
 impl PlatformStore for FileStore {
-    async fn platforms_by_issuer(&self, issuer: &str) -> Result<Vec<Platform>, StoreError> {
-        self.memory.platforms_by_issuer(issuer).await
+    async fn platforms_by_issuer(
+        &self,
+        issuer: &str,
+        limit: usize,
+    ) -> Result<Vec<Platform>, StoreError> {
+        self.memory.platforms_by_issuer(issuer, limit).await
     }
     async fn platform(
         &self,
@@ -71,7 +75,7 @@ impl PlatformStore for FileStore {
     ) -> Result<Option<Platform>, StoreError> {
         self.memory.platform(issuer, client_id).await
     }
-    async fn save_platform(&self, platform: Platform) -> Result<Platform, StoreError> {
+    async fn save_platform(&self, platform: Platform) -> Result<Saved, StoreError> {
         let saved = self.memory.save_platform(platform).await?;
         self.persist()?;
         Ok(saved)
@@ -124,7 +128,7 @@ impl LaunchStore for FileStore {
 
 #[async_trait]
 impl UserStore for FileStore {
-    async fn user(&self, issuer: &str, sub: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.memory.user(issuer, sub).await
+    async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.memory.user(id).await
     }
 }

@@ -28,6 +28,7 @@ async fn start() -> Harness {
         data_dir: dir.0.clone(),
         admin_token: Some("t".repeat(40)),
         clock: Arc::new(SystemClock),
+        settings: vec![],
     })
     .await
     .expect("dev server");

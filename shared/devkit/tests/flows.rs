@@ -25,6 +25,7 @@ async fn start() -> Harness {
         data_dir: dir.0.clone(),
         admin_token: Some("a".repeat(40)),
         clock: clock.clone(),
+        settings: vec![],
     })
     .await
     .expect("dev server");
@@ -146,7 +147,11 @@ async fn a_learner_launch_is_provisioned_and_shown() {
     let user = h
         .server
         .store
-        .user(&issuer, "demo-learner-1")
+        .user(&lti_core::user::stable_user_id(
+            &issuer,
+            &h.server.platform.jwks_url(),
+            "demo-learner-1",
+        ))
         .await
         .expect("read")
         .expect("provisioned");
@@ -354,6 +359,7 @@ async fn registrations_and_the_signing_key_survive_a_restart() {
         data_dir: dir.0.clone(),
         admin_token: Some("b".repeat(40)),
         clock: Arc::new(SystemClock),
+        settings: vec![],
     };
     let first = DevServer::start(options(&dir)).await.expect("start");
     let client = reqwest::Client::new();
@@ -459,7 +465,11 @@ async fn the_demo_platforms_direct_launch_lands_in_the_app_without_a_login_step(
     let user = h
         .server
         .store
-        .user(&h.url("/platform"), "demo-learner-1")
+        .user(&lti_core::user::stable_user_id(
+            &h.url("/platform"),
+            &h.server.platform.jwks_url(),
+            "demo-learner-1",
+        ))
         .await
         .expect("read")
         .expect("provisioned with the platform's user id");

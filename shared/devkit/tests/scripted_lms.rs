@@ -18,6 +18,7 @@ async fn a_registered_lms_launches_a_learner_into_the_app() {
         data_dir: dir.0.clone(),
         admin_token: Some(admin.clone()),
         clock: Arc::new(SystemClock),
+        settings: vec![],
     })
     .await
     .expect("dev server");

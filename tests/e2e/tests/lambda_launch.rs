@@ -102,7 +102,11 @@ async fn a_launch_through_the_lambda_binaries_lands_in_the_app_and_consumes_the_
 
     // The user exists.
     let user = store
-        .user(&platform.issuer, "demo-learner-1")
+        .user(&lti_core::user::stable_user_id(
+            &platform.issuer,
+            &platform.jwks_url(),
+            "demo-learner-1",
+        ))
         .await
         .expect("read")
         .expect("provisioned");

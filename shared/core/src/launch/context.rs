@@ -3,7 +3,8 @@
 
 use super::claims as c;
 use super::roles::{map_roles, RoleKind};
-use super::LaunchError;
+use super::{json_type, LaunchError};
+use crate::limits;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -40,6 +41,10 @@ pub struct LaunchContext {
     /// Claims this tool does not know, kept as sent, by claim name.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extensions: Map<String, Value>,
+    /// What was read leniently in optional claims (coerced or dropped), one sentence
+    /// each, e.g. "context.type was a string; read as a one-element list". Also logged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The launching user.
@@ -88,6 +93,9 @@ pub struct CourseContext {
     pub title: Option<String>,
     #[serde(default, rename = "type", skip_serializing_if = "Vec::is_empty")]
     pub types: Vec<String>,
+    /// Members of the claim this shape has no field for, kept as sent.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
 }
 
 /// The link the user clicked.
@@ -99,6 +107,9 @@ pub struct ResourceLink {
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Members of the claim this shape has no field for, kept as sent.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
 }
 
 /// Roles, raw and mapped.
@@ -128,6 +139,9 @@ pub struct LaunchPresentation {
     pub height: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<f64>,
+    /// Members of the claim this shape has no field for, kept as sent.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
 }
 
 /// TimeBack's own claims (`https://timeback.com/lti/claim/…`).
@@ -162,6 +176,9 @@ pub struct AgsEndpoint {
     pub lineitems: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lineitem: Option<String>,
+    /// Members of the claim this shape has no field for, kept as sent.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
 }
 
 /// Names and Role Provisioning Services claim (NRPS 2.0 §3.6.1).
@@ -171,6 +188,9 @@ pub struct NrpsEndpoint {
     pub context_memberships_url: String,
     #[serde(default)]
     pub service_versions: Vec<String>,
+    /// Members of the claim this shape has no field for, kept as sent.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
 }
 
 /// Deep Linking settings claim (DL 2.0 §4.4.1).
@@ -194,92 +214,195 @@ pub struct DeepLinkingSettings {
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// Opaque; must be echoed unchanged in the response.
+    /// Opaque: any JSON value, echoed exactly as received in the response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<String>,
+    pub data: Option<Value>,
+    /// Members of the claim this shape has no field for, kept as sent.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
 }
 
-/// Wire shapes of the claims, snake_case as the specs write them.
-mod wire {
-    use serde::Deserialize;
-
-    #[derive(Deserialize)]
-    pub struct Context {
-        pub id: Option<String>,
-        pub label: Option<String>,
-        pub title: Option<String>,
-        #[serde(rename = "type", default)]
-        pub types: Option<Vec<String>>,
-    }
-
-    #[derive(Deserialize)]
-    pub struct ResourceLink {
-        pub id: Option<String>,
-        pub title: Option<String>,
-        pub description: Option<String>,
-    }
-
-    #[derive(Deserialize)]
-    pub struct LaunchPresentation {
-        pub document_target: Option<String>,
-        pub return_url: Option<String>,
-        pub locale: Option<String>,
-        pub height: Option<f64>,
-        pub width: Option<f64>,
-    }
-
-    #[derive(Deserialize)]
-    pub struct Ags {
-        #[serde(default)]
-        pub scope: Vec<String>,
-        pub lineitems: Option<String>,
-        pub lineitem: Option<String>,
-    }
-
-    #[derive(Deserialize)]
-    pub struct Nrps {
-        pub context_memberships_url: String,
-        #[serde(default)]
-        pub service_versions: Vec<String>,
-    }
-
-    #[derive(Deserialize)]
-    pub struct DeepLinking {
-        pub deep_link_return_url: Option<String>,
-        #[serde(default)]
-        pub accept_types: Vec<String>,
-        #[serde(default)]
-        pub accept_presentation_document_targets: Vec<String>,
-        pub accept_media_types: Option<String>,
-        pub accept_multiple: Option<bool>,
-        pub accept_lineitem: Option<bool>,
-        pub auto_create: Option<bool>,
-        pub title: Option<String>,
-        pub text: Option<String>,
-        pub data: Option<String>,
-    }
+/// Reads optional claims leniently: harmless shapes are coerced (a number where an id
+/// string belongs, a string where a list belongs, a numeric string where a number
+/// belongs) and unusable parts dropped, each with a warning sentence, instead of
+/// refusing a user for a cosmetic fault of the platform. Required claims never come
+/// through here: they stay strict.
+struct Lenient {
+    warnings: Vec<String>,
 }
 
-fn take<T: serde::de::DeserializeOwned>(
-    claims: &mut Map<String, Value>,
-    name: &'static str,
-    label: &'static str,
-) -> Result<Option<T>, LaunchError> {
-    match claims.remove(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_json::from_value(v)
-            .map(Some)
-            .map_err(|e| LaunchError::ClaimInvalid {
-                claim: label,
-                reason: e.to_string(),
-            }),
+impl Lenient {
+    fn warn(&mut self, sentence: String) {
+        self.warnings.push(sentence);
     }
-}
 
-fn take_string(claims: &mut Map<String, Value>, name: &str) -> Option<String> {
-    match claims.remove(name) {
-        Some(Value::String(s)) if !s.is_empty() => Some(s),
-        _ => None,
+    /// The claim `name` as an object; anything else is dropped with a warning.
+    fn object(
+        &mut self,
+        claims: &mut Map<String, Value>,
+        name: &str,
+        label: &str,
+    ) -> Option<Map<String, Value>> {
+        match claims.remove(name)? {
+            Value::Object(map) => Some(map),
+            Value::Null => None,
+            other => {
+                self.warn(format!(
+                    "{label} was {}, not an object; ignored",
+                    json_type(&other)
+                ));
+                None
+            }
+        }
+    }
+
+    /// An id (LTI 1.3 §5.3: a string of at most 255 characters): a number is read as
+    /// its decimal string; anything else, or a longer one, is dropped.
+    fn id(&mut self, map: &mut Map<String, Value>, field: &str, label: &str) -> Option<String> {
+        let id = match map.remove(field)? {
+            Value::String(s) => s,
+            Value::Number(n) => {
+                self.warn(format!("{label}.{field} was a number; read as a string"));
+                n.to_string()
+            }
+            Value::Null => return None,
+            other => {
+                self.warn(format!(
+                    "{label}.{field} was {}; ignored",
+                    json_type(&other)
+                ));
+                return None;
+            }
+        };
+        if id.len() > limits::MAX_ID_LEN {
+            self.warn(format!(
+                "{label}.{field} is longer than {} bytes; ignored",
+                limits::MAX_ID_LEN
+            ));
+            return None;
+        }
+        (!id.is_empty()).then_some(id)
+    }
+
+    /// A text field: numbers and booleans are read as text; other shapes dropped.
+    fn text(&mut self, map: &mut Map<String, Value>, field: &str, label: &str) -> Option<String> {
+        match map.remove(field)? {
+            Value::String(s) => (!s.is_empty()).then_some(s),
+            Value::Null => None,
+            value @ (Value::Number(_) | Value::Bool(_)) => {
+                self.warn(format!(
+                    "{label}.{field} was {}; read as text",
+                    json_type(&value)
+                ));
+                Some(value.to_string())
+            }
+            other => {
+                self.warn(format!(
+                    "{label}.{field} was {}; ignored",
+                    json_type(&other)
+                ));
+                None
+            }
+        }
+    }
+
+    /// A list of strings: a single string is read as a one-element list; numbers in
+    /// the list as their text; other members dropped.
+    fn list(&mut self, map: &mut Map<String, Value>, field: &str, label: &str) -> Vec<String> {
+        match map.remove(field) {
+            None | Some(Value::Null) => vec![],
+            Some(Value::String(s)) => {
+                self.warn(format!(
+                    "{label}.{field} was a string; read as a one-element list"
+                ));
+                vec![s]
+            }
+            Some(Value::Array(items)) => {
+                let mut list = Vec::with_capacity(items.len());
+                let mut dropped = false;
+                for item in items {
+                    match item {
+                        Value::String(s) => list.push(s),
+                        Value::Number(n) => {
+                            dropped = true;
+                            list.push(n.to_string());
+                        }
+                        _ => dropped = true,
+                    }
+                }
+                if dropped {
+                    self.warn(format!(
+                        "{label}.{field} had members that are not strings; numbers read as text, others ignored"
+                    ));
+                }
+                list
+            }
+            Some(other) => {
+                self.warn(format!(
+                    "{label}.{field} was {}, not a list; ignored",
+                    json_type(&other)
+                ));
+                vec![]
+            }
+        }
+    }
+
+    /// A number: a numeric string is read as its number; other shapes dropped.
+    fn number(&mut self, map: &mut Map<String, Value>, field: &str, label: &str) -> Option<f64> {
+        match map.remove(field)? {
+            Value::Number(n) => n.as_f64(),
+            Value::Null => None,
+            Value::String(s) => match s.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() => {
+                    self.warn(format!("{label}.{field} was a string; read as a number"));
+                    Some(n)
+                }
+                _ => {
+                    self.warn(format!("{label}.{field} is not a number; ignored"));
+                    None
+                }
+            },
+            other => {
+                self.warn(format!(
+                    "{label}.{field} was {}; ignored",
+                    json_type(&other)
+                ));
+                None
+            }
+        }
+    }
+
+    /// A boolean: "true"/"false" strings are read as booleans; other shapes dropped.
+    fn boolean(&mut self, map: &mut Map<String, Value>, field: &str, label: &str) -> Option<bool> {
+        match map.remove(field)? {
+            Value::Bool(b) => Some(b),
+            Value::Null => None,
+            Value::String(s)
+                if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") =>
+            {
+                self.warn(format!("{label}.{field} was a string; read as a boolean"));
+                Some(s.eq_ignore_ascii_case("true"))
+            }
+            other => {
+                self.warn(format!(
+                    "{label}.{field} was {}; ignored",
+                    json_type(&other)
+                ));
+                None
+            }
+        }
+    }
+
+    /// A top-level text claim such as `email`.
+    fn claim_text(&mut self, claims: &mut Map<String, Value>, name: &str) -> Option<String> {
+        match claims.remove(name)? {
+            Value::String(s) => (!s.is_empty()).then_some(s),
+            Value::Null => None,
+            other => {
+                self.warn(format!("{name} was {}; ignored", json_type(&other)));
+                None
+            }
+        }
     }
 }
 
@@ -298,7 +421,8 @@ pub(super) struct Checked {
 
 /// Builds the normalized context from what remains of the verified claims once the
 /// pipeline has taken out the checked ones; every claim it does not know becomes an
-/// extension.
+/// extension, and every member of a known claim it has no field for goes to that
+/// part's `extra`.
 pub(super) fn normalize(
     checked: Checked,
     mut claims: Map<String, Value>,
@@ -318,10 +442,12 @@ pub(super) fn normalize(
         claims.remove(name);
     }
     claims.remove(c::VERSION);
-    let given_name = take_string(&mut claims, "given_name");
-    let family_name = take_string(&mut claims, "family_name");
-    let middle_name = take_string(&mut claims, "middle_name");
-    let name = take_string(&mut claims, "name").or_else(|| {
+    let mut l = Lenient { warnings: vec![] };
+
+    let given_name = l.claim_text(&mut claims, "given_name");
+    let family_name = l.claim_text(&mut claims, "family_name");
+    let middle_name = l.claim_text(&mut claims, "middle_name");
+    let name = l.claim_text(&mut claims, "name").or_else(|| {
         let parts: Vec<&str> = [&given_name, &middle_name, &family_name]
             .into_iter()
             .filter_map(|p| p.as_deref())
@@ -335,92 +461,161 @@ pub(super) fn normalize(
         given_name,
         family_name,
         middle_name,
-        email: take_string(&mut claims, "email"),
-        picture: take_string(&mut claims, "picture"),
-        locale: take_string(&mut claims, "locale"),
+        email: l.claim_text(&mut claims, "email"),
+        picture: l.claim_text(&mut claims, "picture"),
+        locale: l.claim_text(&mut claims, "locale"),
     };
 
-    let context = match take::<wire::Context>(&mut claims, c::CONTEXT, "context")? {
+    let context = match l.object(&mut claims, c::CONTEXT, "context") {
         None => None,
-        Some(ctx) => Some(CourseContext {
-            id: ctx
-                .id
-                .filter(|id| !id.is_empty())
-                .ok_or(LaunchError::ClaimInvalid {
-                    claim: "context",
-                    reason: "it has no id".into(),
-                })?,
-            label: ctx.label,
-            title: ctx.title,
-            types: ctx.types.unwrap_or_default(),
-        }),
+        Some(mut map) => match l.id(&mut map, "id", "context") {
+            Some(id) => Some(CourseContext {
+                id,
+                label: l.text(&mut map, "label", "context"),
+                title: l.text(&mut map, "title", "context"),
+                types: l.list(&mut map, "type", "context"),
+                extra: map,
+            }),
+            None => {
+                l.warn("the context claim has no usable id; ignored".into());
+                None
+            }
+        },
     };
-    let resource_link = take::<wire::ResourceLink>(&mut claims, c::RESOURCE_LINK, "resource_link")?
-        .and_then(|link| {
-            Some(ResourceLink {
-                id: link.id.filter(|id| !id.is_empty())?,
-                title: link.title,
-                description: link.description,
+
+    let resource_link = match l.object(&mut claims, c::RESOURCE_LINK, "resource_link") {
+        None => None,
+        Some(mut map) => {
+            let id = if checked.message_type == c::RESOURCE_LINK_REQUEST {
+                // Required for a resource-link launch (LTI 1.3 §5.3.5): strict, but a
+                // number is still its decimal string.
+                match map.remove("id") {
+                    Some(Value::String(s)) if s.len() > limits::MAX_ID_LEN => {
+                        return Err(LaunchError::ClaimInvalid {
+                            claim: "resource_link",
+                            reason: format!("its id is longer than {} bytes", limits::MAX_ID_LEN),
+                        })
+                    }
+                    Some(Value::String(s)) if !s.is_empty() => Some(s),
+                    Some(Value::Number(n)) => {
+                        l.warn("resource_link.id was a number; read as a string".into());
+                        Some(n.to_string())
+                    }
+                    None | Some(Value::Null) | Some(Value::String(_)) => None,
+                    Some(other) => {
+                        return Err(LaunchError::ClaimInvalid {
+                            claim: "resource_link",
+                            reason: format!("its id is {}, not a string", json_type(&other)),
+                        })
+                    }
+                }
+            } else {
+                l.id(&mut map, "id", "resource_link")
+            };
+            id.map(|id| ResourceLink {
+                id,
+                title: l.text(&mut map, "title", "resource_link"),
+                description: l.text(&mut map, "description", "resource_link"),
+                extra: map,
             })
-        });
+        }
+    };
     if checked.message_type == c::RESOURCE_LINK_REQUEST && resource_link.is_none() {
         return Err(LaunchError::ResourceLinkMissing);
     }
-    let role_scope_mentor =
-        take::<Vec<String>>(&mut claims, c::ROLE_SCOPE_MENTOR, "role_scope_mentor")?
-            .unwrap_or_default();
+
+    let role_scope_mentor = match claims.remove(c::ROLE_SCOPE_MENTOR) {
+        None | Some(Value::Null) => vec![],
+        Some(value) => {
+            let mut holder = Map::new();
+            holder.insert("role_scope_mentor".into(), value);
+            l.list(&mut holder, "role_scope_mentor", "claim")
+        }
+    };
     let roles = Roles {
         mapped: map_roles(&checked.roles),
         raw: checked.roles,
         role_scope_mentor,
     };
-    let custom = take::<Map<String, Value>>(&mut claims, c::CUSTOM, "custom")?.unwrap_or_default();
-    let launch_presentation = take::<wire::LaunchPresentation>(
-        &mut claims,
-        c::LAUNCH_PRESENTATION,
-        "launch_presentation",
-    )?
-    .map(|p| LaunchPresentation {
-        document_target: p.document_target,
-        return_url: p.return_url,
-        locale: p.locale,
-        height: p.height,
-        width: p.width,
-    });
-    let ags = take::<wire::Ags>(&mut claims, c::AGS, "AGS endpoint")?.map(|a| AgsEndpoint {
-        scope: a.scope,
-        lineitems: a.lineitems,
-        lineitem: a.lineitem,
-    });
-    let nrps = take::<wire::Nrps>(&mut claims, c::NRPS, "NRPS")?.map(|n| NrpsEndpoint {
-        context_memberships_url: n.context_memberships_url,
-        service_versions: n.service_versions,
-    });
-    let deep_linking =
-        match take::<wire::DeepLinking>(&mut claims, c::DEEP_LINKING, "deep_linking_settings")? {
-            Some(d) => match d.deep_link_return_url.filter(|u| !u.is_empty()) {
-                Some(deep_link_return_url) => Some(DeepLinkingSettings {
+    let custom = l
+        .object(&mut claims, c::CUSTOM, "custom")
+        .unwrap_or_default();
+    let launch_presentation = l
+        .object(&mut claims, c::LAUNCH_PRESENTATION, "launch_presentation")
+        .map(|mut map| {
+            let label = "launch_presentation";
+            LaunchPresentation {
+                document_target: l.text(&mut map, "document_target", label),
+                return_url: l.text(&mut map, "return_url", label),
+                locale: l.text(&mut map, "locale", label),
+                height: l.number(&mut map, "height", label),
+                width: l.number(&mut map, "width", label),
+                extra: map,
+            }
+        });
+    let ags = l
+        .object(&mut claims, c::AGS, "AGS endpoint")
+        .map(|mut map| {
+            let label = "AGS endpoint";
+            AgsEndpoint {
+                scope: l.list(&mut map, "scope", label),
+                lineitems: l.text(&mut map, "lineitems", label),
+                lineitem: l.text(&mut map, "lineitem", label),
+                extra: map,
+            }
+        });
+    let nrps = match l.object(&mut claims, c::NRPS, "NRPS claim") {
+        None => None,
+        Some(mut map) => match l.text(&mut map, "context_memberships_url", "NRPS claim") {
+            Some(context_memberships_url) => Some(NrpsEndpoint {
+                context_memberships_url,
+                service_versions: l.list(&mut map, "service_versions", "NRPS claim"),
+                extra: map,
+            }),
+            None => {
+                l.warn("the NRPS claim has no context_memberships_url; ignored".into());
+                None
+            }
+        },
+    };
+    let deep_linking = match l.object(&mut claims, c::DEEP_LINKING, "deep_linking_settings") {
+        None => None,
+        Some(mut map) => {
+            let label = "deep_linking_settings";
+            l.text(&mut map, "deep_link_return_url", label)
+                .map(|deep_link_return_url| DeepLinkingSettings {
                     deep_link_return_url,
-                    accept_types: d.accept_types,
-                    accept_presentation_document_targets: d.accept_presentation_document_targets,
-                    accept_media_types: d.accept_media_types,
-                    accept_multiple: d.accept_multiple,
-                    accept_lineitem: d.accept_lineitem,
-                    auto_create: d.auto_create,
-                    title: d.title,
-                    text: d.text,
-                    data: d.data,
-                }),
-                None => None,
-            },
-            None => None,
-        };
+                    accept_types: l.list(&mut map, "accept_types", label),
+                    accept_presentation_document_targets: l.list(
+                        &mut map,
+                        "accept_presentation_document_targets",
+                        label,
+                    ),
+                    accept_media_types: match map.get("accept_media_types") {
+                        // DL 2.0 §4.4.1 says a comma-separated string; a list is joined.
+                        Some(Value::Array(_)) => {
+                            let list = l.list(&mut map, "accept_media_types", label);
+                            (!list.is_empty()).then(|| list.join(","))
+                        }
+                        _ => l.text(&mut map, "accept_media_types", label),
+                    },
+                    accept_multiple: l.boolean(&mut map, "accept_multiple", label),
+                    accept_lineitem: l.boolean(&mut map, "accept_lineitem", label),
+                    auto_create: l.boolean(&mut map, "auto_create", label),
+                    title: l.text(&mut map, "title", label),
+                    text: l.text(&mut map, "text", label),
+                    // Opaque: any JSON value, kept exactly.
+                    data: map.remove("data").filter(|d| !d.is_null()),
+                    extra: map,
+                })
+        }
+    };
     if checked.message_type == c::DEEP_LINKING_REQUEST && deep_linking.is_none() {
         return Err(LaunchError::DeepLinkingSettingsMissing);
     }
     let timeback = {
-        let application_id = take_string(&mut claims, c::TIMEBACK_APPLICATION_ID);
-        let tool_id = take_string(&mut claims, c::TIMEBACK_TOOL_ID);
+        let application_id = l.claim_text(&mut claims, c::TIMEBACK_APPLICATION_ID);
+        let tool_id = l.claim_text(&mut claims, c::TIMEBACK_TOOL_ID);
         (application_id.is_some() || tool_id.is_some()).then_some(Timeback {
             application_id,
             tool_id,
@@ -461,5 +656,6 @@ pub(super) fn normalize(
         tool_platform,
         timeback,
         extensions: claims,
+        warnings: l.warnings,
     })
 }

@@ -80,6 +80,9 @@ pub enum LaunchError {
     /// `exp` is in the past (step 7).
     #[error("the id_token has expired")]
     Expired,
+    /// `nbf` is later than now plus the leeway (RFC 7519 §4.1.5).
+    #[error("the id_token is not valid yet (nbf is in the future)")]
+    NotYetValid,
     /// `iat` is missing, in the future or too old (step 8).
     #[error("the id_token's iat is missing, in the future or too old")]
     IatInvalid,
@@ -159,6 +162,7 @@ impl Problem for LaunchError {
             ExpInvalid => "LTI_EXP_INVALID",
             Expired => "LTI_TOKEN_EXPIRED",
             IatInvalid => "LTI_IAT_INVALID",
+            NotYetValid => "LTI_TOKEN_NOT_YET_VALID",
             NotLtiMessage => "LTI_NOT_LTI_MESSAGE",
             VersionInvalid => "LTI_VERSION_INVALID",
             MessageTypeMissing => "LTI_MESSAGE_TYPE_MISSING",

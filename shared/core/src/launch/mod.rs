@@ -22,17 +22,19 @@ use crate::config::ToolConfig;
 use crate::handoff::{self, Handoff};
 use crate::jwt;
 use crate::keys::{KeyError, PlatformKeys};
+use crate::limits;
 use crate::platform::{Deployment, LaunchProfile, Platform, PlatformStore};
 use crate::random::Random;
 use crate::signer::Signer;
 use crate::state::{ConsumeError, LaunchStore, StateClaim};
-use crate::user::{stable_user_id, UserRecord};
+use crate::user::UserRecord;
 use claims as c;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-/// Clock skew allowed on `exp` and `iat`, seconds (no more than 60, per the checklist).
+/// Clock skew allowed on `exp`, `iat` and `nbf`, seconds (no more than 60, per the
+/// checklist; D2L sends `nbf` a few seconds ahead).
 pub const LEEWAY: i64 = 60;
 
 /// The form a platform posts to the redirect URI.
@@ -97,17 +99,68 @@ fn truncate(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 
+/// A numeric date claim as whole seconds. Values beyond the i64 range (`1e300`)
+/// saturate, and every sum with them below saturates too: no claim can overflow.
 fn number(claims: &Map<String, Value>, name: &str) -> Option<i64> {
     match claims.get(name)? {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_u64().map(|_| i64::MAX))
+            // `as` saturates (and maps NaN, which JSON cannot carry, to 0).
+            .or_else(|| n.as_f64().map(|f| f as i64)),
         _ => None,
     }
 }
 
-fn non_empty_string(value: Option<Value>) -> Option<String> {
+/// An optional string claim: absent, null or blank is `None`; another type is invalid.
+fn optional_string(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<String>, LaunchError> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(LaunchError::ClaimInvalid {
+            claim: name,
+            reason: format!("it must be a string, not {}", json_type(other)),
+        }),
+    }
+}
+
+/// A required string claim: absent, null or blank is `missing`; any other type is
+/// [`LaunchError::ClaimInvalid`] naming the claim (never "missing" for a claim that is
+/// there); longer than `max` bytes is invalid too.
+fn required_string(
+    value: Option<Value>,
+    missing: LaunchError,
+    label: &'static str,
+    max: usize,
+) -> Result<String, LaunchError> {
     match value {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s),
-        _ => None,
+        None | Some(Value::Null) => Err(missing),
+        Some(Value::String(s)) if s.trim().is_empty() => Err(missing),
+        Some(Value::String(s)) if s.len() > max => Err(LaunchError::ClaimInvalid {
+            claim: label,
+            reason: format!("it is longer than {max} bytes"),
+        }),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(LaunchError::ClaimInvalid {
+            claim: label,
+            reason: format!("it must be a string, not {}", json_type(&other)),
+        }),
+    }
+}
+
+/// The JSON type of `value`, for error sentences.
+pub(crate) fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -153,6 +206,10 @@ impl Launcher {
             // No login step: only a platform an admin set to the direct profile may.
             return self.launch_direct(token).await;
         };
+        if state.len() > limits::MAX_STATE_LEN {
+            // Not one this tool issued (they are 43 characters): never a store key.
+            return Err(LaunchError::StateUnknown);
+        }
         // 3. The state must be bound to this browser by the cookie set at login.
         match state_cookie {
             None => return Err(LaunchError::StateCookieMissing),
@@ -165,6 +222,15 @@ impl Launcher {
         let now = self.clock.now();
         let launch = self.validate(token, now).await?;
         let nonce = launch.nonce.clone().ok_or(LaunchError::NonceMissing)?;
+        // Everything that can fail before the hand-off is done before the state is
+        // consumed, so a refused launch never uses up the user's login.
+        let prepared = handoff::prepare(
+            &self.config,
+            self.random.as_ref(),
+            &launch.context,
+            launch.platform.landing_url.as_deref(),
+            now,
+        )?;
         // 7. Consume state and nonce once, atomically, with the user upsert.
         let claim = StateClaim {
             state: state.to_string(),
@@ -185,15 +251,7 @@ impl Launcher {
                 ConsumeError::Store(e) => LaunchError::Store(e),
             })?;
         // 8. Hand the user off to the app.
-        Ok(handoff::issue(
-            &self.config,
-            self.signer.as_ref(),
-            self.random.as_ref(),
-            &launch.context,
-            launch.platform.landing_url.as_deref(),
-            now,
-        )
-        .await?)
+        Ok(prepared.sign(self.signer.as_ref()).await?)
     }
 
     /// Verifies an id_token and normalizes its claims; touches no state.
@@ -218,23 +276,23 @@ impl Launcher {
             (None, Some(jti)) => format!("jti:{jti}"),
             (None, None) => format!("token:{}", token_hash(token)),
         };
-        let key = format!("{}\n{}", launch.platform.issuer, once);
+        // A fixed-size key whatever the token carries (a 2 KB jti is no store error).
+        let key = token_hash(&format!("{}\n{}", launch.platform.issuer, once));
+        let prepared = handoff::prepare(
+            &self.config,
+            self.random.as_ref(),
+            &launch.context,
+            launch.platform.landing_url.as_deref(),
+            now,
+        )?;
         self.launches
-            .record_once(&key, launch.exp.max(now) + LEEWAY, now, &launch.user)
+            .record_once(&key, once_record_until(launch.exp, now), now, &launch.user)
             .await
             .map_err(|e| match e {
                 ConsumeError::Store(e) => LaunchError::Store(e),
                 _ => LaunchError::Replayed,
             })?;
-        let mut handoff = handoff::issue(
-            &self.config,
-            self.signer.as_ref(),
-            self.random.as_ref(),
-            &launch.context,
-            launch.platform.landing_url.as_deref(),
-            now,
-        )
-        .await?;
+        let mut handoff = prepared.sign(self.signer.as_ref()).await?;
         // A direct launch answers with a redirect, so the token travels in the
         // fragment (never the query).
         handoff.mode = crate::config::HandoffMode::Fragment;
@@ -258,15 +316,20 @@ impl Launcher {
         claims: Map<String, Value>,
         now: i64,
     ) -> Result<ValidatedLaunch, LaunchError> {
-        let nonce = non_empty_string(claims.get("nonce").cloned());
-        let jti = non_empty_string(claims.get("jti").cloned());
+        let nonce = optional_string(&claims, "nonce")?;
+        let jti = optional_string(&claims, "jti")?;
         let exp = number(&claims, "exp").unwrap_or(now);
         let issuer = checked.issuer.clone();
         let client_id = checked.client_id.clone();
+        let user_scope = platform.effective_user_scope().to_string();
         let context = context::normalize(checked, claims)?;
+        for warning in &context.warnings {
+            tracing::warn!(issuer = %issuer, client_id = %client_id, warning = %warning, "optional claim read leniently");
+        }
         let user = UserRecord {
             id: context.user.id.clone(),
             issuer,
+            user_scope,
             sub: context.user.sub.clone(),
             client_id,
             name: context.user.name.clone(),
@@ -313,55 +376,18 @@ impl Launcher {
             .clone()
             .filter(|i| !i.is_empty())
             .ok_or(LaunchError::IssuerMissing)?;
+        if issuer.len() > limits::MAX_ISSUER_LEN {
+            // Longer than any registration may be: not registered, and never a key.
+            return Err(LaunchError::IssuerUnknown);
+        }
+        let audiences = audiences_of(&peek);
+        if audiences.len() > limits::MAX_AUDIENCES {
+            return Err(LaunchError::AudienceInvalid);
+        }
 
         let platform = match profile {
-            Profile::Standard => {
-                // The registration for (iss, client_id); `aud` must name it.
-                let (client_id, audiences) = claimed_client_id(&peek)?;
-                match self.platforms.platform(&issuer, &client_id).await? {
-                    Some(p) if audiences.contains(&client_id.as_str()) => p,
-                    // Our azp, but the token is not addressed to us.
-                    Some(_) => return Err(LaunchError::AudienceInvalid),
-                    None => {
-                        // Failure path only: say which claim is wrong.
-                        let registered = self.platforms.platforms_by_issuer(&issuer).await?;
-                        if registered.is_empty() {
-                            return Err(LaunchError::IssuerUnknown);
-                        }
-                        if registered
-                            .iter()
-                            .any(|p| audiences.contains(&p.client_id.as_str()))
-                        {
-                            return Err(LaunchError::AzpInvalid);
-                        }
-                        return Err(LaunchError::AudienceInvalid);
-                    }
-                }
-            }
-            Profile::Direct => {
-                // A registration of this issuer with the direct profile whose audience
-                // the token names. A standard platform never launches without state.
-                let all = self.platforms.platforms_by_issuer(&issuer).await?;
-                if all.is_empty() {
-                    return Err(LaunchError::IssuerUnknown);
-                }
-                let audiences = audiences_of(&peek);
-                let direct: Vec<Platform> = all
-                    .into_iter()
-                    .filter(|p| p.launch_profile == LaunchProfile::Direct)
-                    .collect();
-                if direct.is_empty() {
-                    return Err(LaunchError::StateMissing);
-                }
-                direct
-                    .into_iter()
-                    .find(|p| {
-                        p.audience
-                            .as_deref()
-                            .is_some_and(|a| audiences.contains(&a))
-                    })
-                    .ok_or(LaunchError::AudienceInvalid)?
-            }
+            Profile::Standard => self.standard_registration(&issuer, &peek).await?,
+            Profile::Direct => self.direct_registration(&issuer, &audiences).await?,
         };
 
         // RS256 signature with the platform's key for this kid.
@@ -392,20 +418,117 @@ impl Launcher {
         Ok((platform, claims))
     }
 
-    /// `exp` in the future and `iat` neither in the future nor older than a login can
-    /// be (Security Framework §5.1.3 steps 7 and 8), with [`LEEWAY`].
+    /// `exp` in the future, `nbf` (when sent) not in the future, and `iat` neither in
+    /// the future nor older than a login can be (Security Framework §5.1.3 steps 7
+    /// and 8; RFC 7519 §4.1.5), each with [`LEEWAY`]. Sums saturate: `exp` of
+    /// `9223372036854775807` or `1e300` is a far future, never an overflow.
     fn check_times(&self, claims: &Map<String, Value>, now: i64) -> Result<(), LaunchError> {
         let exp = number(claims, "exp").ok_or(LaunchError::ExpInvalid)?;
-        if now > exp + LEEWAY {
+        if now > exp.saturating_add(LEEWAY) {
             return Err(LaunchError::Expired);
+        }
+        match claims.get("nbf") {
+            None | Some(Value::Null) => {}
+            Some(_) => {
+                let nbf = number(claims, "nbf").ok_or(LaunchError::ClaimInvalid {
+                    claim: "nbf",
+                    reason: "it is not a number of seconds".into(),
+                })?;
+                if nbf > now.saturating_add(LEEWAY) {
+                    return Err(LaunchError::NotYetValid);
+                }
+            }
         }
         let iat = number(claims, "iat").ok_or(LaunchError::IatInvalid)?;
         // A token cannot be older than the login state it answers.
-        let max_age = self.config.state_ttl + LEEWAY;
-        if iat > now + LEEWAY || iat < now - max_age {
+        let max_age = self.config.state_ttl.saturating_add(LEEWAY);
+        if iat > now.saturating_add(LEEWAY) || iat < now.saturating_sub(max_age) {
             return Err(LaunchError::IatInvalid);
         }
         Ok(())
+    }
+
+    /// The standard registration for (iss, client_id), the client_id being the `azp`
+    /// or the single audience (Security Framework §5.1.3 steps 3–5). One point read,
+    /// cached when warm; when it fails, only the issuer's registrations (bounded,
+    /// cached) are read to say which claim is wrong.
+    async fn standard_registration(
+        &self,
+        issuer: &str,
+        peek: &Peek,
+    ) -> Result<Platform, LaunchError> {
+        let (client_id, audiences) = claimed_client_id(peek)?;
+        if client_id.len() > limits::MAX_ID_LEN {
+            return Err(LaunchError::AudienceInvalid);
+        }
+        match self.platforms.platform(issuer, &client_id).await? {
+            Some(p) if audiences.contains(&client_id.as_str()) => Ok(p),
+            // Our azp, but the token is not addressed to us.
+            Some(_) => Err(LaunchError::AudienceInvalid),
+            None => {
+                let registered = self
+                    .platforms
+                    .platforms_by_issuer(issuer, limits::MAX_REGISTRATIONS_PER_ISSUER)
+                    .await?;
+                if registered.is_empty() {
+                    return Err(LaunchError::IssuerUnknown);
+                }
+                if registered
+                    .iter()
+                    .any(|p| audiences.contains(&p.client_id.as_str()))
+                {
+                    return Err(LaunchError::AzpInvalid);
+                }
+                Err(LaunchError::AudienceInvalid)
+            }
+        }
+    }
+
+    /// The direct-profile registration of `issuer` whose audience the token names. A
+    /// token addressed to a standard registration (its client_id in `aud`) is an LTI
+    /// id_token and never launches without its state.
+    async fn direct_registration(
+        &self,
+        issuer: &str,
+        audiences: &[&str],
+    ) -> Result<Platform, LaunchError> {
+        let all = self
+            .platforms
+            .platforms_by_issuer(issuer, limits::MAX_REGISTRATIONS_PER_ISSUER)
+            .await?;
+        if all.is_empty() {
+            return Err(LaunchError::IssuerUnknown);
+        }
+        let names_standard = |p: &Platform| {
+            p.launch_profile == LaunchProfile::Standard && audiences.contains(&p.client_id.as_str())
+        };
+        if all.iter().any(names_standard) {
+            return Err(LaunchError::StateMissing);
+        }
+        if all.len() >= limits::MAX_REGISTRATIONS_PER_ISSUER {
+            // The list may be cut short: look the audiences up one by one (bounded).
+            for audience in audiences.iter().filter(|a| a.len() <= limits::MAX_ID_LEN) {
+                if let Some(p) = self.platforms.platform(issuer, audience).await? {
+                    if names_standard(&p) {
+                        return Err(LaunchError::StateMissing);
+                    }
+                }
+            }
+        }
+        let mut direct = all
+            .into_iter()
+            .filter(|p| p.launch_profile == LaunchProfile::Direct)
+            .peekable();
+        if direct.peek().is_none() {
+            return Err(LaunchError::StateMissing);
+        }
+        direct
+            .find(|p| {
+                p.audience
+                    .as_deref()
+                    .is_some_and(|a| audiences.contains(&a))
+            })
+            .ok_or(LaunchError::AudienceInvalid)
     }
 
     /// The LTI claims of LTI 1.3 Core §5.3, taken out of `claims` once checked.
@@ -424,7 +547,12 @@ impl Launcher {
         if version.and_then(Value::as_str) != Some(c::LTI_VERSION) {
             return Err(LaunchError::VersionInvalid);
         }
-        let message_type = non_empty_string(message_type).ok_or(LaunchError::MessageTypeMissing)?;
+        let message_type = required_string(
+            message_type,
+            LaunchError::MessageTypeMissing,
+            "message_type",
+            limits::MAX_ID_LEN,
+        )?;
         if !c::SUPPORTED_MESSAGE_TYPES.contains(&message_type.as_str()) {
             return Err(LaunchError::MessageTypeUnsupported(truncate(
                 &message_type,
@@ -432,8 +560,12 @@ impl Launcher {
             )));
         }
 
-        let deployment_id = non_empty_string(claims.remove(c::DEPLOYMENT_ID))
-            .ok_or(LaunchError::DeploymentMissing)?;
+        let deployment_id = required_string(
+            claims.remove(c::DEPLOYMENT_ID),
+            LaunchError::DeploymentMissing,
+            "deployment_id",
+            limits::MAX_ID_LEN,
+        )?;
         if self
             .platforms
             .deployment(issuer, client_id, &deployment_id)
@@ -453,7 +585,12 @@ impl Launcher {
                 .await?;
         }
 
-        let sub = non_empty_string(claims.remove("sub")).ok_or(LaunchError::SubMissing)?;
+        let sub = required_string(
+            claims.remove("sub"),
+            LaunchError::SubMissing,
+            "sub",
+            limits::MAX_ID_LEN,
+        )?;
         let roles = roles_of(claims.remove(c::ROLES))?.ok_or(LaunchError::RolesMissing)?;
 
         let target_link_uri = self.target_link_uri(claims)?;
@@ -463,7 +600,7 @@ impl Launcher {
 
         Ok(context::Checked {
             message_type,
-            user_id: stable_user_id(issuer, &sub),
+            user_id: platform.user_id(&sub),
             sub,
             issuer: issuer.to_string(),
             client_id: client_id.to_string(),
@@ -474,19 +611,27 @@ impl Launcher {
         })
     }
 
-    /// `target_link_uri`, which must be on this tool or an allowed app origin.
+    /// `target_link_uri`, which must be on this tool or an allowed app origin; the
+    /// URL as checked (normalized: control characters and spaces percent-encoded) is
+    /// what the rest of the launch uses, never the string as sent.
     fn target_link_uri(
         &self,
         claims: &mut Map<String, Value>,
     ) -> Result<Option<String>, LaunchError> {
-        let target = non_empty_string(claims.remove(c::TARGET_LINK_URI));
-        if let Some(uri) = &target {
-            let url = url::Url::parse(uri).map_err(|_| LaunchError::TargetLinkUriInvalid)?;
-            if !self.config.is_tool_url(&url) && !self.config.is_app_url(&url) {
-                return Err(LaunchError::TargetLinkUriInvalid);
-            }
+        let target = match claims.remove(c::TARGET_LINK_URI) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(LaunchError::TargetLinkUriInvalid),
+        };
+        if target.len() > limits::MAX_URL_LEN {
+            return Err(LaunchError::TargetLinkUriInvalid);
         }
-        Ok(target)
+        let url = url::Url::parse(&target).map_err(|_| LaunchError::TargetLinkUriInvalid)?;
+        if !self.config.is_tool_url(&url) && !self.config.is_app_url(&url) {
+            return Err(LaunchError::TargetLinkUriInvalid);
+        }
+        Ok(Some(url.into()))
     }
 
     /// The claims of a direct launch: `sub` is required; `version` and `message_type`
@@ -509,8 +654,25 @@ impl Launcher {
             }
             Some(_) => return Err(LaunchError::MessageTypeMissing),
         };
-        let deployment_id = non_empty_string(claims.remove(c::DEPLOYMENT_ID)).unwrap_or_default();
-        let sub = non_empty_string(claims.remove("sub")).ok_or(LaunchError::SubMissing)?;
+        let deployment_id = match claims.remove(c::DEPLOYMENT_ID) {
+            None | Some(Value::Null) => String::new(),
+            value => required_string(
+                value,
+                LaunchError::DeploymentMissing,
+                "deployment_id",
+                limits::MAX_ID_LEN,
+            )
+            .or_else(|e| match e {
+                LaunchError::DeploymentMissing => Ok(String::new()),
+                other => Err(other),
+            })?,
+        };
+        let sub = required_string(
+            claims.remove("sub"),
+            LaunchError::SubMissing,
+            "sub",
+            limits::MAX_ID_LEN,
+        )?;
         let roles = roles_of(claims.remove(c::ROLES))?.unwrap_or_default();
         let target_link_uri = self.target_link_uri(claims)?;
         // A direct launch is not an LTI resource-link launch: no resource link needed.
@@ -522,7 +684,7 @@ impl Launcher {
             };
         Ok(context::Checked {
             message_type,
-            user_id: stable_user_id(&platform.issuer, &sub),
+            user_id: platform.user_id(&sub),
             sub,
             issuer: platform.issuer.clone(),
             client_id: platform.client_id.clone(),
@@ -565,7 +727,18 @@ fn roles_of(value: Option<Value>) -> Result<Option<Vec<String>>, LaunchError> {
     }
 }
 
-/// SHA-256 of a token, base64url: the one-time key of a token with neither nonce nor jti.
+/// Until when a direct launch's one-time record must be kept: the token is accepted
+/// while `now <= exp + LEEWAY`, so the record outlives that second, with another
+/// [`LEEWAY`] for clocks of other instances running behind.
+fn once_record_until(exp: i64, now: i64) -> i64 {
+    exp.max(now)
+        .saturating_add(LEEWAY)
+        .saturating_add(LEEWAY)
+        .saturating_add(1)
+}
+
+/// SHA-256 of a token, base64url: the one-time key of a token with neither nonce nor
+/// jti, and of every one-time record (a fixed size whatever the token carries).
 fn token_hash(token: &str) -> String {
     use base64::Engine;
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());

@@ -32,6 +32,12 @@ pub fn role_kind(role: &str) -> RoleKind {
 
 /// The kind of `role` in the launch's context; `None` for an institution or system
 /// role that says nothing about it.
+///
+/// Only the vocabularies LTI 1.3 names are mapped: LIS v2 URIs (§A.2), the short
+/// context role names it still allows (§A.2.3.1), and the LTI 1.1 URNs platforms keep
+/// sending (`urn:lti:role:ims/lis/…`, `urn:lti:instrole:…`, `urn:lti:sysrole:…`). Any
+/// other URI is [`RoleKind::Other`], whatever its last segment says
+/// (`http://example.edu/roles#Instructor` is not an instructor).
 fn course_role_kind(role: &str) -> Option<RoleKind> {
     let role = role.trim();
     if let Some(rest) = role.strip_prefix(LIS) {
@@ -46,6 +52,7 @@ fn course_role_kind(role: &str) -> Option<RoleKind> {
             | ("membership/Instructor", "TeachingAssistantTemplate")
             | ("membership/Instructor", "Grader") => Some(RoleKind::TeachingAssistant),
             ("membership", n) => Some(context_role(n)),
+            // A sub-role (membership/Learner#NonCreditLearner) is a kind of its role.
             (p, _) if p.starts_with("membership/") => {
                 Some(context_role(p.trim_start_matches("membership/")))
             }
@@ -55,18 +62,23 @@ fn course_role_kind(role: &str) -> Option<RoleKind> {
             _ => Some(RoleKind::Other),
         };
     }
-    // LTI 1.1-style institution and system role URNs, as above.
+    // LTI 1.1 URNs: institution and system roles as above; context roles and their
+    // sub-roles (urn:lti:role:ims/lis/TeachingAssistant/Grader is a teaching assistant).
     if let Some(name) = ["urn:lti:instrole:ims/lis/", "urn:lti:sysrole:ims/lis/"]
         .iter()
         .find_map(|prefix| role.strip_prefix(prefix))
     {
         return institution_or_system_role(name);
     }
-    // Short context role names (deprecated but valid) and LTI 1.1-style context URNs.
-    let short = role
-        .rsplit_once(['/', ':', '#'])
-        .map_or(role, |(_, name)| name);
-    Some(context_role(short))
+    if let Some(rest) = role.strip_prefix("urn:lti:role:ims/lis/") {
+        let (name, sub) = rest.split_once('/').unwrap_or((rest, ""));
+        return Some(match (name, sub) {
+            ("Instructor", "TeachingAssistant") => RoleKind::TeachingAssistant,
+            (n, _) => context_role(n),
+        });
+    }
+    // Short context role names (deprecated but valid): the whole value, nothing else.
+    Some(context_role(role))
 }
 
 fn institution_or_system_role(name: &str) -> Option<RoleKind> {
@@ -145,7 +157,26 @@ mod tests {
             ("Instructor", RoleKind::Instructor),
             ("Learner", RoleKind::Learner),
             ("urn:lti:role:ims/lis/Learner", RoleKind::Learner),
+            ("urn:lti:role:ims/lis/Instructor", RoleKind::Instructor),
+            (
+                "urn:lti:role:ims/lis/TeachingAssistant/Grader",
+                RoleKind::TeachingAssistant,
+            ),
+            (
+                "urn:lti:role:ims/lis/Learner/NonCreditLearner",
+                RoleKind::Learner,
+            ),
+            ("urn:lti:instrole:ims/lis/Administrator", RoleKind::Admin),
+            (
+                "http://purl.imsglobal.org/vocab/lis/v2/membership/Learner#NonCreditLearner",
+                RoleKind::Learner,
+            ),
             ("http://example.com/roles#Wizard", RoleKind::Other),
+            // A URI outside the LIS vocabularies is never taken by its fragment.
+            ("http://example.edu/roles#Instructor", RoleKind::Other),
+            ("https://example.edu/roles/Administrator", RoleKind::Other),
+            ("urn:example:role:Instructor", RoleKind::Other),
+            ("Teacher", RoleKind::Other),
             ("", RoleKind::Other),
         ];
         for (role, kind) in cases {

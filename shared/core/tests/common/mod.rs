@@ -199,6 +199,12 @@ pub fn sign(header: &Value, claims: &Value, key: &LocalRsaSigner) -> String {
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
+/// The app user id of `sub` launching through the fixture's registration (its user
+/// scope is its key set URL).
+pub fn user_id(sub: &str) -> String {
+    lti_core::user::stable_user_id(ISS, &format!("{ISS}/jwks"), sub)
+}
+
 pub const LEARNER: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner";
 pub const INSTRUCTOR: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor";
 
