@@ -30,29 +30,13 @@ struct Stack {
     platform_key: Arc<LocalRsaSigner>,
 }
 
-/// Serves `keys` as a JWKS on 127.0.0.1; returns its URL.
-async fn serve_jwks(keys: Value) -> String {
-    let app = axum::Router::new().fallback(move || {
-        let body = keys.to_string();
-        async move { ([("content-type", "application/json")], body) }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    url
-}
-
 async fn stack() -> Stack {
     let counter = CallCounter::default();
     let clients = common::moto(Some(counter.clone())).await;
     let table = common::fresh_table(&clients).await;
     let (key, _) = common::fresh_key(&clients).await;
     let platform_key = Arc::new(LocalRsaSigner::generate().expect("key"));
-    let jwks_url = serve_jwks(json!({"keys": [platform_key.public_jwk()]})).await;
+    let jwks_url = common::serve_jwks(json!({"keys": [platform_key.public_jwk()]})).await;
     let store = DynamoStore::new(clients.dynamodb.clone(), table.clone());
     let mut platform = lti_core::contract::sample_platform(ISS, CLIENT, SystemClock.now());
     platform.keyset_url = jwks_url;

@@ -390,10 +390,17 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
         store.record_once(&key, NOW + 60, NOW + 1, &user).await,
         Err(ConsumeError::AlreadyUsed)
     ));
+    assert!(
+        matches!(
+            store.record_once(&key, NOW + 60, NOW + 59, &user).await,
+            Err(ConsumeError::AlreadyUsed)
+        ),
+        "kept while expires_at > now"
+    );
     store
-        .record_once(&key, NOW + 200, NOW + 61, &user)
+        .record_once(&key, NOW + 200, NOW + 60, &user)
         .await
-        .expect("usable again once expired");
+        .expect("usable again from expires_at on");
 }
 
 /// Runs every [`KeySetCache`] check.

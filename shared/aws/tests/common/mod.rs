@@ -52,3 +52,19 @@ pub fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         .collect();
     move |name| map.get(name).cloned()
 }
+
+/// Serves `keys` as a JWKS on 127.0.0.1; returns its URL.
+pub async fn serve_jwks(keys: serde_json::Value) -> String {
+    let app = axum::Router::new().fallback(move || {
+        let body = keys.to_string();
+        async move { ([("content-type", "application/json")], body) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}

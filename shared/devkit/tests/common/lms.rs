@@ -137,7 +137,7 @@ async fn answer(response: reqwest::Response) -> Answer {
     }
 }
 
-const LTI: &str = "https://purl.imsglobal.org/spec/lti/claim/";
+pub const LTI: &str = "https://purl.imsglobal.org/spec/lti/claim/";
 
 impl Lms {
     /// Starts an LMS on 127.0.0.1 with a fresh key, serving that key at `/jwks`.

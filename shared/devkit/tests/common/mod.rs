@@ -17,4 +17,5 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+pub mod dev;
 pub mod lms;
