@@ -9,6 +9,7 @@
 //! | one-time token id (direct launch) | `ONCE#<id>` | `ONCE` |
 //! | user | `USER#<stable user id>` | `USER` |
 //! | platform JWKS shared by instances | `JWKS#<url>` | `JWKS` |
+//! | service key (hash, never the key) | `SKEY#<id>` | `SKEY` |
 //!
 //! Key parts are escaped (`%` → `%25`, `#` → `%23`) so no two (issuer, client_id)
 //! pairs can share a key; a part longer than [`MAX_KEY_PART`] bytes once escaped is
@@ -31,6 +32,7 @@ use aws_sdk_dynamodb::Client;
 use lti_core::error::StoreError;
 use lti_core::keys::{KeySetCache, SharedKeySet};
 use lti_core::platform::{Deployment, Platform, PlatformStore, Saved};
+use lti_core::services::keys::{ServiceKeyRecord, ServiceKeyStore};
 use lti_core::state::{refusal, ConsumeError, LaunchStore, LoginState, StateClaim, StoredState};
 use lti_core::user::{UserRecord, UserStore};
 use std::collections::HashMap;
@@ -40,6 +42,7 @@ type Item = HashMap<String, AttributeValue>;
 /// Name of the GSI that lists platform registrations.
 pub const PLATFORM_INDEX: &str = "gsi1";
 const PLATFORM_PARTITION: &str = "PLATFORM";
+const SERVICE_KEY_PARTITION: &str = "SERVICEKEY";
 
 /// The DynamoDB adapter of every storage port.
 #[derive(Debug, Clone)]
@@ -705,6 +708,104 @@ impl KeySetCache for DynamoStore {
             .await;
         if let Err(e) = result {
             tracing::warn!(error = %unavailable("PutItem", e), "platform key cache not written");
+        }
+    }
+}
+
+fn service_key_key(id: &str) -> (AttributeValue, AttributeValue) {
+    (s(format!("SKEY#{}", key_part(id))), s("SKEY"))
+}
+
+fn service_key_from(item: &Item) -> Result<ServiceKeyRecord, StoreError> {
+    Ok(ServiceKeyRecord {
+        id: get_s(item, "id").ok_or_else(|| corrupt("service key"))?,
+        name: get_s(item, "name").unwrap_or_default(),
+        hash: get_s(item, "hash").ok_or_else(|| corrupt("service key"))?,
+        created_at: get_n(item, "created_at").unwrap_or_default(),
+        last_used_at: get_n(item, "last_used_at"),
+    })
+}
+
+#[async_trait]
+impl ServiceKeyStore for DynamoStore {
+    async fn create_service_key(&self, key: &ServiceKeyRecord) -> Result<(), StoreError> {
+        let (pk, sk) = service_key_key(&key.id);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", pk)
+            .item("sk", sk)
+            .item("entity", s("service_key"))
+            .item("id", s(&key.id))
+            .item("name", s(&key.name))
+            .item("hash", s(&key.hash))
+            .item("created_at", n(key.created_at))
+            .item("gsi1pk", s(SERVICE_KEY_PARTITION))
+            .item("gsi1sk", s(key_part(&key.id)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn service_key(&self, id: &str) -> Result<Option<ServiceKeyRecord>, StoreError> {
+        let item = self.get(service_key_key(id), false).await?;
+        item.as_ref().map(service_key_from).transpose()
+    }
+
+    async fn list_service_keys(&self) -> Result<Vec<ServiceKeyRecord>, StoreError> {
+        let items = self
+            .query_all(|| {
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(PLATFORM_INDEX)
+                    .key_condition_expression("gsi1pk = :p")
+                    .expression_attribute_values(":p", s(SERVICE_KEY_PARTITION))
+            })
+            .await?;
+        items.iter().map(service_key_from).collect()
+    }
+
+    async fn delete_service_key(&self, id: &str) -> Result<bool, StoreError> {
+        let (pk, sk) = service_key_key(id);
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| unavailable("DeleteItem", e))?;
+        Ok(output.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn touch_service_key(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        let (pk, sk) = service_key_key(id);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .update_expression("SET last_used_at = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Revoked meanwhile: nothing to touch.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable("UpdateItem", e)),
         }
     }
 }

@@ -59,3 +59,15 @@ async fn the_dynamodb_key_set_cache_meets_the_contract() {
     let table = common::fresh_table(&clients).await;
     key_set_cache_contract(&DynamoStore::new(clients.dynamodb.clone(), table)).await;
 }
+
+#[tokio::test]
+#[ignore = "needs a moto server: tests/run.sh starts one"]
+async fn the_dynamodb_service_key_store_meets_the_contract() {
+    let clients = common::moto(None).await;
+    let table = common::fresh_table(&clients).await;
+    lti_core::contract::service_key_store_contract(&DynamoStore::new(
+        clients.dynamodb.clone(),
+        table,
+    ))
+    .await;
+}

@@ -5,6 +5,7 @@
 use crate::keys::{KeySetCache, SharedKeySet};
 use crate::platform::{Deployment, LaunchProfile, Platform, PlatformStore};
 use crate::random::{Random, SystemRandom};
+use crate::services::keys::{ServiceKeyRecord, ServiceKeyStore};
 use crate::state::{ConsumeError, LaunchStore, LoginState, StateClaim};
 use crate::user::{stable_user_id, UserRecord, UserStore};
 use std::sync::Arc;
@@ -427,4 +428,46 @@ pub async fn key_set_cache_contract(cache: &dyn KeySetCache) {
         Some(newer),
         "a refetch replaces it"
     );
+}
+
+/// Runs every [`ServiceKeyStore`] check.
+pub async fn service_key_store_contract(store: &dyn ServiceKeyStore) {
+    let id = unique("key");
+    assert!(store.service_key(&id).await.expect("read").is_none());
+    let record = ServiceKeyRecord {
+        id: id.clone(),
+        name: "grade sync".into(),
+        hash: "h".repeat(43),
+        created_at: NOW,
+        last_used_at: None,
+    };
+    store.create_service_key(&record).await.expect("create");
+    assert!(
+        store.create_service_key(&record).await.is_err(),
+        "an id is never overwritten"
+    );
+    assert_eq!(
+        store.service_key(&id).await.expect("read"),
+        Some(record.clone()),
+        "read back exactly, hash included"
+    );
+    assert!(store
+        .list_service_keys()
+        .await
+        .expect("list")
+        .iter()
+        .any(|k| k.id == id));
+    store.touch_service_key(&id, NOW + 5).await.expect("touch");
+    assert_eq!(
+        store
+            .service_key(&id)
+            .await
+            .expect("read")
+            .expect("exists")
+            .last_used_at,
+        Some(NOW + 5)
+    );
+    assert!(store.delete_service_key(&id).await.expect("delete"));
+    assert!(store.service_key(&id).await.expect("read").is_none());
+    assert!(!store.delete_service_key(&id).await.expect("delete again"));
 }

@@ -23,6 +23,8 @@ pub enum ErrorKind {
     TooLarge,
     /// The platform answered badly or not at all (502).
     PlatformFailed,
+    /// The platform did not answer in time (504).
+    PlatformTimeout,
     /// A dependency is down or the tool is not configured (503).
     Unavailable,
 }
@@ -36,6 +38,10 @@ pub trait Problem: std::error::Error {
     /// One sentence for the person in front of the browser. Never contains secrets.
     fn public_message(&self) -> String {
         self.to_string()
+    }
+    /// Seconds after which a retry may succeed (the `Retry-After` header), if known.
+    fn retry_after(&self) -> Option<u64> {
+        None
     }
 }
 

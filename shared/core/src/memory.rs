@@ -7,6 +7,7 @@
 use crate::error::StoreError;
 use crate::keys::{KeySetCache, SharedKeySet};
 use crate::platform::{Deployment, Platform, PlatformStore, Saved};
+use crate::services::keys::{ServiceKeyRecord, ServiceKeyStore};
 use crate::state::{refusal, ConsumeError, LaunchStore, LoginState, StateClaim, StoredState};
 use crate::user::{UserRecord, UserStore};
 use async_trait::async_trait;
@@ -21,6 +22,20 @@ pub struct Snapshot {
     pub platforms: Vec<Platform>,
     pub deployments: Vec<Deployment>,
     pub users: Vec<UserRecord>,
+    #[serde(default)]
+    pub service_keys: Vec<ServiceKeyRecordStored>,
+}
+
+/// A service key as the dev server persists it (the hash included).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceKeyRecordStored {
+    pub id: String,
+    pub name: String,
+    pub hash: String,
+    pub created_at: i64,
+    #[serde(default)]
+    pub last_used_at: Option<i64>,
 }
 
 #[derive(Default)]
@@ -35,6 +50,7 @@ struct Inner {
     prune_at: usize,
     /// By stable user id.
     users: BTreeMap<String, UserRecord>,
+    service_keys: BTreeMap<String, ServiceKeyRecord>,
 }
 
 /// Every port in one process-local store.
@@ -75,6 +91,18 @@ impl MemoryStore {
             for u in snapshot.users {
                 inner.users.insert(u.id.clone(), u);
             }
+            for k in snapshot.service_keys {
+                inner.service_keys.insert(
+                    k.id.clone(),
+                    ServiceKeyRecord {
+                        id: k.id,
+                        name: k.name,
+                        hash: k.hash,
+                        created_at: k.created_at,
+                        last_used_at: k.last_used_at,
+                    },
+                );
+            }
         }
         store
     }
@@ -86,6 +114,17 @@ impl MemoryStore {
             platforms: inner.platforms.values().cloned().collect(),
             deployments: inner.deployments.values().cloned().collect(),
             users: inner.users.values().cloned().collect(),
+            service_keys: inner
+                .service_keys
+                .values()
+                .map(|k| ServiceKeyRecordStored {
+                    id: k.id.clone(),
+                    name: k.name.clone(),
+                    hash: k.hash.clone(),
+                    created_at: k.created_at,
+                    last_used_at: k.last_used_at,
+                })
+                .collect(),
         }
     }
 
@@ -272,5 +311,32 @@ impl KeySetCache for MemoryStore {
     }
     async fn put(&self, url: &str, set: SharedKeySet) {
         self.lock().key_sets.insert(url.to_string(), set);
+    }
+}
+
+#[async_trait]
+impl ServiceKeyStore for MemoryStore {
+    async fn create_service_key(&self, key: &ServiceKeyRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.service_keys.contains_key(&key.id) {
+            return Err(StoreError::Unavailable("service key id collision".into()));
+        }
+        inner.service_keys.insert(key.id.clone(), key.clone());
+        Ok(())
+    }
+    async fn service_key(&self, id: &str) -> Result<Option<ServiceKeyRecord>, StoreError> {
+        Ok(self.lock().service_keys.get(id).cloned())
+    }
+    async fn list_service_keys(&self) -> Result<Vec<ServiceKeyRecord>, StoreError> {
+        Ok(self.lock().service_keys.values().cloned().collect())
+    }
+    async fn delete_service_key(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().service_keys.remove(id).is_some())
+    }
+    async fn touch_service_key(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        if let Some(key) = self.lock().service_keys.get_mut(id) {
+            key.last_used_at = Some(now);
+        }
+        Ok(())
     }
 }

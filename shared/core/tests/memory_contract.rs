@@ -19,3 +19,8 @@ async fn the_memory_launch_store_meets_the_contract() {
 async fn the_memory_key_set_cache_meets_the_contract() {
     key_set_cache_contract(&MemoryStore::new()).await;
 }
+
+#[tokio::test]
+async fn the_memory_service_key_store_meets_the_contract() {
+    lti_core::contract::service_key_store_contract(&MemoryStore::new()).await;
+}

@@ -18,6 +18,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::Replay => StatusCode::CONFLICT,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::PlatformFailed => StatusCode::BAD_GATEWAY,
+        ErrorKind::PlatformTimeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
@@ -77,7 +78,8 @@ fn problem_as(
     } else {
         tracing::warn!(code = problem.code(), status = status.as_u16(), request_id = %request_id, detail = %problem, "request refused");
     }
-    if as_json {
+    let retry_after = problem.retry_after();
+    let mut response = if as_json {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: problem.code(),
@@ -92,7 +94,13 @@ fn problem_as(
             status,
             pages::error_page(status.as_u16(), problem.code(), &message, &request_id),
         )
+    };
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
+    response
 }
 
 fn base(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse {
