@@ -141,23 +141,30 @@ def expected_context(sent: t.Dict[str, t.Any], mapped: t.List[str], registration
         "targetLinkUri": sent[LTI + "target_link_uri"],
         "services": {},
     }
-    # the objects below: their known members only (Canvas adds others)
+    # the objects below: their known members, and every other member (Canvas adds
+    # some) kept as sent in "extra"
+    def known_and_extra(claim: t.Dict[str, t.Any], names: t.Dict[str, str]) -> t.Dict[str, t.Any]:
+        part = {names[k]: v for k, v in claim.items() if k in names and v is not None}
+        extra = {k: v for k, v in claim.items() if k not in names}
+        if extra:
+            part["extra"] = extra
+        return part
+
     if LTI + "context" in sent:
-        out["context"] = {k: v for k, v in sent[LTI + "context"].items() if k in ("id", "label", "title", "type")}
+        out["context"] = known_and_extra(sent[LTI + "context"], {n: n for n in ("id", "label", "title", "type")})
     link = sent[LTI + "resource_link"]
-    out["resourceLink"] = {k: v for k, v in link.items() if k in ("id", "title", "description") and v is not None}
+    out["resourceLink"] = known_and_extra(link, {n: n for n in ("id", "title", "description")})
     if LTI + "launch_presentation" in sent:
-        lp = sent[LTI + "launch_presentation"]
         names = {"document_target": "documentTarget", "return_url": "returnUrl", "locale": "locale",
                  "height": "height", "width": "width"}
-        out["launchPresentation"] = {names[k]: v for k, v in lp.items() if k in names}
+        out["launchPresentation"] = known_and_extra(sent[LTI + "launch_presentation"], names)
     if AGS in sent:
-        out["services"]["ags"] = {k: v for k, v in sent[AGS].items() if k in ("scope", "lineitems", "lineitem")}
+        out["services"]["ags"] = known_and_extra(sent[AGS], {n: n for n in ("scope", "lineitems", "lineitem")})
     if NRPS in sent:
-        out["services"]["nrps"] = {
-            "contextMembershipsUrl": sent[NRPS]["context_memberships_url"],
-            "serviceVersions": sent[NRPS]["service_versions"],
-        }
+        out["services"]["nrps"] = known_and_extra(
+            sent[NRPS],
+            {"context_memberships_url": "contextMembershipsUrl", "service_versions": "serviceVersions"},
+        )
     # kept as sent
     if tool_platform is not None:
         out["toolPlatform"] = tool_platform
@@ -377,7 +384,6 @@ REJECTIONS: t.Dict[str, t.Tuple[int, str]] = {
     "aud_array_no_azp": (401, "LTI_AZP_INVALID"),
     "aud_array_wrong_azp": (401, "LTI_AZP_INVALID"),
     "bad_sig": (401, "LTI_SIGNATURE_INVALID"),
-    "context_without_id": (400, "LTI_CLAIM_INVALID"),
     "deep_linking_without_settings": (400, "LTI_DEEP_LINKING_SETTINGS_MISSING"),
     "expired": (401, "LTI_TOKEN_EXPIRED"),
     "iat_future": (401, "LTI_IAT_INVALID"),
@@ -412,7 +418,17 @@ REJECTIONS: t.Dict[str, t.Tuple[int, str]] = {
     "wrong_target_link_uri": (400, "LTI_TARGET_LINK_URI_INVALID"),
     "wrong_version": (400, "LTI_VERSION_INVALID"),
 }
-ACCEPTED = {"aud_array"}  # test_audience_array_with_azp_is_accepted
+# test_audience_array_with_azp_is_accepted; test_a_context_without_id_is_dropped_with_a_warning
+ACCEPTED = {"aud_array", "context_without_id"}
+
+def test_a_context_without_id_is_dropped_with_a_warning(platform_for_dev: DevPair) -> None:
+    """An optional claim that cannot be used is dropped, never a refusal (README,
+    "Optional claims")."""
+    got = launch(platform_for_dev, "learner", tamper="context_without_id")
+    lti = got.token["lti"]
+    assert "context" not in lti
+    assert lti["warnings"] == ["the context claim has no usable id; ignored"]
+
 
 def test_every_tamper_mode_has_an_expected_outcome(platform_for_dev: DevPair) -> None:
     names = set(requests.get(f"{platform_for_dev.platform.url}/.tampers", timeout=5).json())
