@@ -157,6 +157,10 @@ impl Problem for LoginError {
     fn public_message(&self) -> String {
         match self {
             Self::Store(e) => e.public_message(),
+            // The issuer is the caller's text: logged, never shown on the tool's page.
+            Self::PlatformNotRegistered(_) => {
+                "The platform is not registered with this tool.".into()
+            }
             other => crate::error::sentence(&other.to_string()),
         }
     }

@@ -1,12 +1,12 @@
 //! What a browser meets at the tool, through the HTTP layer of a real dev server: the
-//! state cookies (bounded, `__Host-`).
+//! state cookies (bounded, `__Host-`) and the platform-error page (no caller text).
 
 use lti_core::clock::SystemClock;
 use lti_core::login::{
     state_cookie_name, MAX_STATE_COOKIES, STATE_COOKIES_BUDGET, STATE_COOKIE_PREFIX,
 };
 use lti_dev::browser::{Browser, Next, Page};
-use lti_dev::{DevOptions, DevServer};
+use lti_dev::{platform, DevOptions, DevServer};
 use std::sync::Arc;
 
 mod common;
@@ -46,6 +46,21 @@ impl Harness {
             )
             .await
             .expect("the platform starts a login")
+    }
+
+    /// The login parameters the demo platform sends, as a form.
+    fn login_fields(&self) -> Vec<(String, String)> {
+        [
+            ("iss", self.url("/platform")),
+            ("login_hint", "learner".to_string()),
+            ("target_link_uri", self.url("/lti/launch")),
+            ("lti_message_hint", platform::RESOURCE_LINK_ID.to_string()),
+            ("client_id", platform::CLIENT_ID.to_string()),
+            ("lti_deployment_id", platform::DEPLOYMENT_ID.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 }
 
@@ -261,5 +276,177 @@ async fn the_state_cookie_is_host_prefixed_and_an_unprefixed_one_does_not_bind()
         "{:?}",
         browser.rejected_cookies
     );
+    h.server.stop().await;
+}
+
+// ---- 16.8: the platform-error page shows no caller text ----
+
+const PHISH: &str = "Your account is locked. Call +1 555 0100 or visit evil.example to unlock it";
+
+const OAUTH_ERRORS: [&str; 16] = [
+    "invalid_request",
+    "unauthorized_client",
+    "access_denied",
+    "unsupported_response_type",
+    "invalid_scope",
+    "server_error",
+    "temporarily_unavailable",
+    "interaction_required",
+    "login_required",
+    "account_selection_required",
+    "consent_required",
+    "invalid_request_uri",
+    "invalid_request_object",
+    "request_not_supported",
+    "request_uri_not_supported",
+    "registration_not_supported",
+];
+
+/// POSTs `fields` to `url` with `cookie` (a Cookie header), asking for JSON or a page.
+async fn post_form(url: &str, fields: &[(&str, &str)], cookie: Option<&str>, json: bool) -> Page {
+    let accept = if json {
+        "application/json"
+    } else {
+        "text/html"
+    };
+    let mut builder = reqwest::Client::new()
+        .post(url)
+        .header("accept", accept)
+        .form(fields);
+    if let Some(cookie) = cookie {
+        builder = builder.header("cookie", cookie);
+    }
+    let response = builder.send().await.expect("post");
+    Page {
+        method: "POST".into(),
+        url: url.into(),
+        status: response.status().as_u16(),
+        location: None,
+        content_type: String::new(),
+        set_cookies: Vec::new(),
+        body: response.text().await.unwrap_or_default(),
+    }
+}
+
+#[tokio::test]
+async fn a_posted_platform_error_shows_a_fixed_sentence_and_never_the_posted_text() {
+    let h = start().await;
+    let launch = h.url("/lti/launch");
+    let mut sentences = std::collections::HashSet::new();
+    for code in OAUTH_ERRORS {
+        let fields = [("error", code), ("error_description", PHISH)];
+        let page = post_form(&launch, &fields, None, true).await;
+        assert_eq!(
+            (page.status, error_code(&page).as_str()),
+            (400, "LTI_PLATFORM_ERROR")
+        );
+        let json: serde_json::Value = serde_json::from_str(&page.body).expect("json");
+        let message = json["error"]["message"]
+            .as_str()
+            .expect("message")
+            .to_string();
+        assert!(
+            message.ends_with(&format!("({code})."),),
+            "{code}: {message}"
+        );
+        assert!(!page.body.contains("locked"), "{code}: {}", page.body);
+        sentences.insert(message);
+        // The HTML page, for a browser, says the same and no more.
+        let page = post_form(&launch, &fields, None, false).await;
+        assert_eq!(page.status, 400);
+        assert!(page.body.contains(code), "{}", page.body);
+        assert!(!page.body.contains("locked") && !page.body.contains("evil.example"));
+    }
+    assert_eq!(sentences.len(), OAUTH_ERRORS.len(), "one sentence per code");
+
+    // A code the specifications do not define is not echoed either.
+    let fields = [("error", PHISH), ("error_description", PHISH)];
+    let page = post_form(&launch, &fields, None, false).await;
+    assert_eq!(
+        (page.status, error_code(&page).as_str()),
+        (400, "LTI_PLATFORM_ERROR")
+    );
+    assert!(
+        page.body.contains("The platform refused the login."),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("locked") && !page.body.contains("evil.example"));
+
+    // A state with no cookie, or with another browser's cookie, does not unlock it.
+    let fields = [
+        ("error", "access_denied"),
+        ("error_description", PHISH),
+        ("state", "s1"),
+    ];
+    let page = post_form(&launch, &fields, None, false).await;
+    assert!(!page.body.contains("locked"), "{}", page.body);
+    let cookie = format!("{}=1.someone-else", state_cookie_name("s1"));
+    let page = post_form(&launch, &fields, Some(&cookie), false).await;
+    assert!(!page.body.contains("locked"), "{}", page.body);
+    // A forged cookie for a state without the prefix does not either.
+    let page = post_form(&launch, &fields, Some("lti-state-s1=s1"), false).await;
+    assert!(!page.body.contains("locked"), "{}", page.body);
+    h.server.stop().await;
+}
+
+#[tokio::test]
+async fn the_platforms_description_is_shown_to_the_browser_that_started_the_login() {
+    let h = start().await;
+    // The demo platform refuses a login_hint that is not one of its users with
+    // login_required, posting its description and the state back to the tool.
+    let mut fields = h.login_fields();
+    for (k, v) in &mut fields {
+        if k == "login_hint" {
+            *v = "nobody".into();
+        }
+    }
+    let mut browser = Browser::new();
+    let page = browser
+        .run(Next::Post(h.url("/lti/login"), fields))
+        .await
+        .expect("flow");
+    assert_eq!(
+        (page.status, error_code(&page).as_str()),
+        (400, "LTI_PLATFORM_ERROR")
+    );
+    assert!(page.body.contains("(login_required)"), "{}", page.body);
+    assert!(
+        page.body.contains("the login_hint is not a demo user"),
+        "the platform's own words, for the browser that logged in: {}",
+        page.body
+    );
+    h.server.stop().await;
+}
+
+#[tokio::test]
+async fn caller_text_is_not_echoed_by_the_other_unauthenticated_errors_either() {
+    let h = start().await;
+    // An unregistered issuer at login.
+    let mut fields = h.login_fields();
+    fields[0].1 = format!("https://{}.example", PHISH.replace(' ', "-"));
+    let page = Browser::new()
+        .send(&Next::Post(h.url("/lti/login"), fields))
+        .await
+        .expect("login");
+    assert_eq!(
+        (page.status, error_code(&page).as_str()),
+        (404, "LTI_PLATFORM_NOT_REGISTERED")
+    );
+    assert!(!page.body.contains("locked"), "{}", page.body);
+    // A repeated parameter with a crafted name.
+    let name = "Call-555-0100-now";
+    let page = Browser::new()
+        .send(&Next::Post(
+            h.url("/lti/launch"),
+            vec![(name.into(), "1".into()), (name.into(), "2".into())],
+        ))
+        .await
+        .expect("launch");
+    assert_eq!(
+        (page.status, error_code(&page).as_str()),
+        (400, "HTTP_DUPLICATE_PARAMETER")
+    );
+    assert!(!page.body.contains("555"), "{}", page.body);
     h.server.stop().await;
 }
