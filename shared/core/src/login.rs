@@ -117,6 +117,9 @@ pub enum LoginError {
     /// A required parameter is missing (LTI 1.3 Core §4.1).
     #[error("the login request has no {0}")]
     ParamMissing(&'static str),
+    /// A parameter is longer than this tool accepts (see [`LOGIN_PARAM_LIMITS`]).
+    #[error("the login request's {param} is longer than {max} bytes")]
+    ParamTooLong { param: &'static str, max: usize },
     /// No registration for this issuer.
     #[error("the platform {0:?} is not registered with this tool")]
     PlatformNotRegistered(String),
@@ -138,6 +141,7 @@ impl Problem for LoginError {
     fn code(&self) -> &'static str {
         match self {
             Self::ParamMissing(_) => "LTI_LOGIN_PARAM_MISSING",
+            Self::ParamTooLong { .. } => "LTI_LOGIN_PARAM_TOO_LONG",
             Self::PlatformNotRegistered(_) => "LTI_PLATFORM_NOT_REGISTERED",
             Self::ClientIdRequired => "LTI_CLIENT_ID_REQUIRED",
             Self::ClientUnknown => "LTI_CLIENT_ID_UNKNOWN",
@@ -147,9 +151,10 @@ impl Problem for LoginError {
     }
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::ParamMissing(_) | Self::ClientIdRequired | Self::TargetLinkUriInvalid => {
-                ErrorKind::BadRequest
-            }
+            Self::ParamMissing(_)
+            | Self::ParamTooLong { .. }
+            | Self::ClientIdRequired
+            | Self::TargetLinkUriInvalid => ErrorKind::BadRequest,
             Self::PlatformNotRegistered(_) | Self::ClientUnknown => ErrorKind::NotFound,
             Self::Store(e) => e.kind(),
         }
@@ -176,6 +181,46 @@ pub struct LoginService {
     pub random: Arc<dyn Random>,
 }
 
+/// The longest value, in bytes, accepted for each login parameter. A login is
+/// unauthenticated, so what it stores (the target link URI and the deployment hint:
+/// at most 3 DynamoDB write units with them at their limits, where one of 60 KB cost
+/// 60) and what it echoes into the redirect to the platform must be bounded:
+/// - `iss` and `client_id`: 2048, what the admin API accepts for a registration;
+/// - `login_hint`: 2048 and `lti_message_hint`: 4096, opaque values passed back to the
+///   platform (Canvas sends a signed JWT of several hundred bytes as the message hint);
+/// - `target_link_uri`: 2048, a URL on this tool or an allowed app origin;
+/// - `lti_deployment_id` / `deployment_id`: 255, the limit LTI 1.3 Core §5.3.3 sets.
+pub const LOGIN_PARAM_LIMITS: [(&str, usize); 7] = [
+    ("iss", 2048),
+    ("login_hint", 2048),
+    ("target_link_uri", 2048),
+    ("client_id", 2048),
+    ("lti_message_hint", 4096),
+    ("lti_deployment_id", 255),
+    ("deployment_id", 255),
+];
+
+impl LoginRequest {
+    /// Refuses the first parameter longer than its limit in [`LOGIN_PARAM_LIMITS`].
+    pub fn check_lengths(&self) -> Result<(), LoginError> {
+        let values = [
+            &self.iss,
+            &self.login_hint,
+            &self.target_link_uri,
+            &self.client_id,
+            &self.lti_message_hint,
+            &self.lti_deployment_id,
+            &self.deployment_id,
+        ];
+        for ((param, max), value) in LOGIN_PARAM_LIMITS.iter().zip(values) {
+            if value.as_ref().is_some_and(|v| v.len() > *max) {
+                return Err(LoginError::ParamTooLong { param, max: *max });
+            }
+        }
+        Ok(())
+    }
+}
+
 fn required(value: &Option<String>, name: &'static str) -> Result<String, LoginError> {
     value
         .as_deref()
@@ -189,6 +234,7 @@ impl LoginService {
     /// Checks the request, stores a new state and nonce, and builds the redirect to
     /// the platform's authorization endpoint.
     pub async fn initiate(&self, request: &LoginRequest) -> Result<LoginRedirect, LoginError> {
+        request.check_lengths()?;
         let issuer = required(&request.iss, "iss")?;
         let login_hint = required(&request.login_hint, "login_hint")?;
         let target_link_uri = required(&request.target_link_uri, "target_link_uri")?;
@@ -325,5 +371,34 @@ mod tests {
         );
         let header = vec![pair; MAX_STATE_COOKIES].join("; ");
         assert!(header.len() <= STATE_COOKIES_BUDGET, "{}", header.len());
+    }
+
+    #[test]
+    fn each_login_parameter_has_a_limit() {
+        let at = |param: &str, len: usize| {
+            let v = Some("x".repeat(len));
+            let mut r = LoginRequest::default();
+            match param {
+                "iss" => r.iss = v,
+                "login_hint" => r.login_hint = v,
+                "target_link_uri" => r.target_link_uri = v,
+                "client_id" => r.client_id = v,
+                "lti_message_hint" => r.lti_message_hint = v,
+                "lti_deployment_id" => r.lti_deployment_id = v,
+                "deployment_id" => r.deployment_id = v,
+                other => panic!("{other}"),
+            }
+            r.check_lengths()
+        };
+        for (param, max) in LOGIN_PARAM_LIMITS {
+            assert!(at(param, max).is_ok(), "{param} at its limit");
+            match at(param, max + 1) {
+                Err(e @ LoginError::ParamTooLong { .. }) => {
+                    assert_eq!(e.code(), "LTI_LOGIN_PARAM_TOO_LONG");
+                    assert!(e.public_message().contains(param), "{}", e.public_message());
+                }
+                other => panic!("{param}: {other:?}"),
+            }
+        }
     }
 }

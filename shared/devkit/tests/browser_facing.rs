@@ -1,9 +1,11 @@
 //! What a browser meets at the tool, through the HTTP layer of a real dev server: the
-//! state cookies (bounded, `__Host-`) and the platform-error page (no caller text).
+//! state cookies (bounded, `__Host-`), the platform-error page (no caller text), and
+//! the limits of an unauthenticated login.
 
 use lti_core::clock::SystemClock;
 use lti_core::login::{
-    state_cookie_name, MAX_STATE_COOKIES, STATE_COOKIES_BUDGET, STATE_COOKIE_PREFIX,
+    state_cookie_name, LOGIN_PARAM_LIMITS, MAX_STATE_COOKIES, STATE_COOKIES_BUDGET,
+    STATE_COOKIE_PREFIX,
 };
 use lti_dev::browser::{Browser, Next, Page};
 use lti_dev::{platform, DevOptions, DevServer};
@@ -448,5 +450,92 @@ async fn caller_text_is_not_echoed_by_the_other_unauthenticated_errors_either() 
         (400, "HTTP_DUPLICATE_PARAMETER")
     );
     assert!(!page.body.contains("555"), "{}", page.body);
+    h.server.stop().await;
+}
+
+// ---- 16.9: what an unauthenticated login may store or echo is bounded ----
+
+#[tokio::test]
+async fn login_parameters_over_their_limits_are_refused_with_a_code_naming_them() {
+    let h = start().await;
+    let login = h.url("/lti/login");
+    // Each value padded to `len` bytes, keeping it valid where it must be.
+    let padded = |param: &str, len: usize| -> String {
+        match param {
+            "iss" | "target_link_uri" => {
+                let base = if param == "iss" {
+                    h.url("/platform?")
+                } else {
+                    h.url("/lti/launch?pad=")
+                };
+                format!("{base}{}", "x".repeat(len.saturating_sub(base.len())))
+            }
+            _ => "x".repeat(len),
+        }
+    };
+    for (param, max) in LOGIN_PARAM_LIMITS {
+        for len in [max, max + 1] {
+            let mut fields = h.login_fields();
+            let value = padded(param, len);
+            assert_eq!(value.len(), len);
+            match fields.iter_mut().find(|(k, _)| k == param) {
+                Some(field) => field.1 = value,
+                None => fields.push((param.to_string(), value)),
+            }
+            let page = Browser::new()
+                .send(&Next::Post(login.clone(), fields))
+                .await
+                .expect("login");
+            let code = error_code(&page);
+            if len > max {
+                assert_eq!(
+                    (page.status, code.as_str()),
+                    (400, "LTI_LOGIN_PARAM_TOO_LONG"),
+                    "{param}"
+                );
+                assert!(page.body.contains(param), "{param}: {}", page.body);
+                assert!(
+                    page.set_cookies.is_empty(),
+                    "{param}: nothing stored, no cookie"
+                );
+            } else {
+                assert_ne!(code, "LTI_LOGIN_PARAM_TOO_LONG", "{param} at {len} bytes");
+            }
+        }
+    }
+
+    // The input: a 60 KB target_link_uri (and deployment hint) is refused
+    // before anything is stored.
+    let mut fields = h.login_fields();
+    fields[2].1 = padded("target_link_uri", 60_000);
+    let page = Browser::new()
+        .send(&Next::Post(login.clone(), fields))
+        .await
+        .expect("login");
+    assert_eq!(
+        (page.status, error_code(&page).as_str()),
+        (400, "LTI_LOGIN_PARAM_TOO_LONG")
+    );
+    assert!(page.set_cookies.is_empty());
+
+    // A login with every parameter it stores or echoes at its limit is accepted.
+    let fields: Vec<(String, String)> = h
+        .login_fields()
+        .into_iter()
+        .map(
+            |(k, v)| match LOGIN_PARAM_LIMITS.iter().find(|(p, _)| *p == k) {
+                Some((p, max)) if !matches!(*p, "iss" | "client_id") => {
+                    let value = padded(p, *max);
+                    (k, value)
+                }
+                _ => (k, v),
+            },
+        )
+        .collect();
+    let page = Browser::new()
+        .send(&Next::Post(login, fields))
+        .await
+        .expect("login");
+    assert_eq!(page.status, 302, "{}", page.body);
     h.server.stop().await;
 }
