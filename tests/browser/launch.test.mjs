@@ -141,7 +141,7 @@ function assertNoSecretsInUrls(urls) {
 /** The state cookie went the whole way: set by /lti/login and not blocked, sent back
  * on the POST to /lti/launch, and expired by the launch. */
 async function assertStateCookieRoundTrip(context, log) {
-  const set = log.setCookies.filter((c) => c.line.startsWith('lti-state-') && !/Max-Age=0/i.test(c.line));
+  const set = log.setCookies.filter((c) => c.line.startsWith('__Host-lti-state-') && !/Max-Age=0/i.test(c.line));
   assert.equal(set.length, 1, `one state cookie set; saw ${JSON.stringify(log.setCookies)}`);
   assert.match(set[0].line, /; Secure/);
   assert.match(set[0].line, /; Partitioned/);
@@ -158,7 +158,7 @@ async function assertStateCookieRoundTrip(context, log) {
   const expire = log.setCookies.filter((c) => c.line.startsWith(`${name}=;`) && /Max-Age=0/i.test(c.line));
   assert.equal(expire.length, 1, 'the launch expires the state cookie');
   assert.deepEqual(expire[0].blockedReasons, []);
-  const left = (await context.cookies()).filter((c) => c.name.startsWith('lti-state-'));
+  const left = (await context.cookies()).filter((c) => c.name.startsWith('__Host-lti-state-'));
   assert.deepEqual(left, [], 'no state cookie left in the browser after the launch');
 }
 

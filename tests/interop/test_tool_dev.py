@@ -295,7 +295,7 @@ def test_a_cross_site_launch_keeps_our_state_cookie(platform_for_dev: DevPair) -
     def on_request(method: str, url: str, fields: t.Any) -> None:
         if method == "POST" and url == f"{pair.dev.url}/lti/launch":
             state = dict(fields)["state"]
-            seen["cookie"] = b.cookies.get(f"lti-state-{state}")
+            seen["cookie"] = b.cookies.get(f"__Host-lti-state-{state}")
 
     resp, hops = b.get(start_url(pair, "learner"), on_request=on_request)
     assert resp.status_code == 200 and WELCOME["learner"] in resp.text, (resp.text[:300], hops)
@@ -306,7 +306,7 @@ def test_a_cross_site_launch_keeps_our_state_cookie(platform_for_dev: DevPair) -
     post = next(h for h in hops if h.method == "POST" and h.url == f"{pair.dev.url}/lti/launch")
     assert post.cross_site and cookie.name in post.cookies_sent
     # used up: the tool drops it
-    assert not any(c.name.startswith("lti-state-") for c in b.cookies)
+    assert not any(c.name.startswith("__Host-lti-state-") for c in b.cookies)
 
 
 def test_a_canvas_shaped_launch_without_custom_parameters(platform_for_dev: DevPair) -> None:
@@ -453,7 +453,7 @@ def test_a_replayed_launch_is_refused_with_409(platform_for_dev: DevPair) -> Non
     def on_request(method: str, url: str, fields: t.Any) -> None:
         if method == "POST" and url == f"{pair.dev.url}/lti/launch":
             state = dict(fields)["state"]
-            cookie = b.cookies.get(f"lti-state-{state}")
+            cookie = b.cookies.get(f"__Host-lti-state-{state}")
             assert cookie is not None
             captured.update(fields=list(fields), cookie=f"{cookie.name}={cookie.value}")
 
@@ -485,7 +485,7 @@ def _launch_with_cookie(pair: DevPair, cookie_value: t.Callable[[str], str], **p
     def on_request(method: str, url: str, fields: t.Any) -> None:
         if method == "POST" and url == f"{pair.dev.url}/lti/launch":
             state = dict(fields)["state"]
-            b.cookies.set_from_header(url, f"lti-state-{state}={cookie_value(state)}; Path=/; Secure; "
+            b.cookies.set_from_header(url, f"__Host-lti-state-{state}={cookie_value(state)}; Path=/; Secure; "
                                            "HttpOnly; SameSite=None")
 
     resp, _ = b.get(start_url(pair, "learner", **params), on_request=on_request)

@@ -2,8 +2,14 @@
 //! input goes to KMS as is (`MessageType=RAW`) up to the 4096 bytes KMS accepts that
 //! way; a larger one (an app token for a Canvas launch with many custom parameters)
 //! is hashed here and sent as `MessageType=DIGEST`, which gives the same signature.
-//! The private key never leaves KMS. Public keys come from `GetPublicKey` (SPKI DER) once per instance; the `kid` is
-//! the key's RFC 7638 thumbprint, so it is stable for the key and the same everywhere.
+//! The private key never leaves KMS. Public keys come from `GetPublicKey` (SPKI DER)
+//! once per instance; the `kid` is the key's RFC 7638 thumbprint, so it is stable for
+//! the key and the same everywhere.
+//!
+//! Signing needs the active key alone. Previous keys (after a rotation) are published
+//! best-effort: one whose public half cannot be read (a typo, a deleted or disabled
+//! key, a key the role may no longer use) is logged and left out of the JWKS, and
+//! asked for again at most once per [`PREVIOUS_KEY_RETRY`].
 
 use async_trait::async_trait;
 use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -11,18 +17,42 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use aws_sdk_kms::Client;
 use lti_core::signer::{PublicJwk, Signer, SignerError};
-use tokio::sync::OnceCell;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, OnceCell};
 
 /// Largest message KMS signs with `MessageType=RAW`; larger ones are signed by digest.
 pub const MAX_RAW_MESSAGE: usize = 4096;
+
+/// How long a previous key whose public half could not be read is left out before it
+/// is asked for again.
+pub const PREVIOUS_KEY_RETRY: Duration = Duration::from_secs(300);
 
 /// Signs with a KMS asymmetric key (`RSA_2048`, `SIGN_VERIFY`).
 #[derive(Debug)]
 pub struct KmsSigner {
     client: Client,
     key_id: String,
-    previous: Vec<String>,
-    keys: OnceCell<Vec<PublicJwk>>,
+    active: OnceCell<PublicJwk>,
+    previous: Vec<PreviousKey>,
+    retry_after: Duration,
+}
+
+/// A key still published after a rotation, and what is known of it.
+#[derive(Debug)]
+struct PreviousKey {
+    key_id: String,
+    /// Locked while its public key is fetched, so concurrent requests make one call.
+    state: Mutex<Previous>,
+}
+
+#[derive(Debug)]
+enum Previous {
+    /// Not asked for yet.
+    Unknown,
+    /// Read once; kept for the life of the instance, like the active key.
+    Ready(PublicJwk),
+    /// Could not be read; not asked for again before `retry_at` (`None`: never).
+    Failed { retry_at: Option<Instant> },
 }
 
 /// Sorts a KMS failure into what the user is told: a key that cannot be used, or a
@@ -53,9 +83,23 @@ impl KmsSigner {
         Self {
             client,
             key_id: key_id.into(),
-            previous,
-            keys: OnceCell::new(),
+            active: OnceCell::new(),
+            previous: previous
+                .into_iter()
+                .map(|key_id| PreviousKey {
+                    key_id,
+                    state: Mutex::new(Previous::Unknown),
+                })
+                .collect(),
+            retry_after: PREVIOUS_KEY_RETRY,
         }
+    }
+
+    /// Changes how long an unreadable previous key is left out before it is asked for
+    /// again (default [`PREVIOUS_KEY_RETRY`]; tests shorten it).
+    pub fn with_previous_key_retry(mut self, retry_after: Duration) -> Self {
+        self.retry_after = retry_after;
+        self
     }
 
     async fn public_key(&self, key_id: &str) -> Result<PublicJwk, SignerError> {
@@ -80,24 +124,52 @@ impl KmsSigner {
         PublicJwk::from_spki_der(der.as_ref())
     }
 
-    /// The active key first, then the previous ones; fetched once per instance.
-    async fn keys(&self) -> Result<&Vec<PublicJwk>, SignerError> {
-        self.keys
-            .get_or_try_init(|| async {
-                let mut keys = vec![self.public_key(&self.key_id).await?];
-                for previous in &self.previous {
-                    keys.push(self.public_key(previous).await?);
-                }
-                Ok(keys)
-            })
+    /// The active key, fetched once per instance (a failure is not remembered: the
+    /// next request tries again, as nothing can be signed without it).
+    async fn active(&self) -> Result<&PublicJwk, SignerError> {
+        self.active
+            .get_or_try_init(|| self.public_key(&self.key_id))
             .await
+    }
+
+    /// A previous key's public half, if it can be read; an unreadable one is logged and
+    /// skipped, and asked for again only once its retry time has come.
+    async fn previous_key(&self, previous: &PreviousKey) -> Option<PublicJwk> {
+        let mut state = previous.state.lock().await;
+        match &*state {
+            Previous::Ready(jwk) => return Some(jwk.clone()),
+            Previous::Failed { retry_at } if retry_at.is_none_or(|t| Instant::now() < t) => {
+                return None
+            }
+            Previous::Failed { .. } | Previous::Unknown => {}
+        }
+        match self.public_key(&previous.key_id).await {
+            Ok(jwk) => {
+                *state = Previous::Ready(jwk.clone());
+                Some(jwk)
+            }
+            Err(error) => {
+                tracing::warn!(
+                    key = %previous.key_id,
+                    code = lti_core::error::Problem::code(&error),
+                    error = %error,
+                    retry_in_seconds = self.retry_after.as_secs(),
+                    "a previous signing key (LTI_PREVIOUS_KMS_KEY_IDS) cannot be read; \
+                     it is left out of the JWKS until the next try"
+                );
+                *state = Previous::Failed {
+                    retry_at: Instant::now().checked_add(self.retry_after),
+                };
+                None
+            }
+        }
     }
 }
 
 #[async_trait]
 impl Signer for KmsSigner {
     async fn key_id(&self) -> Result<String, SignerError> {
-        Ok(self.keys().await?[0].kid.clone())
+        Ok(self.active().await?.kid.clone())
     }
 
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
@@ -123,7 +195,12 @@ impl Signer for KmsSigner {
             .ok_or_else(|| SignerError::Unavailable("KMS returned no signature".into()))
     }
 
+    /// The active key first (required), then every previous key that can be read.
     async fn public_keys(&self) -> Result<Vec<PublicJwk>, SignerError> {
-        Ok(self.keys().await?.clone())
+        let mut keys = vec![self.active().await?.clone()];
+        for previous in &self.previous {
+            keys.extend(self.previous_key(previous).await);
+        }
+        Ok(keys)
     }
 }

@@ -158,7 +158,7 @@ fn launch_event(token: &str, state: &str) -> lambda_http::Request {
     raw["body"] =
         json!(serde_urlencoded::to_string([("id_token", token), ("state", state)]).expect("form"));
     raw["isBase64Encoded"] = json!(false);
-    raw["cookies"] = json!([format!("lti-state-{state}={state}")]);
+    raw["cookies"] = json!([format!("__Host-lti-state-{state}={state}")]);
     lambda_http::request::from_str(&raw.to_string()).expect("event")
 }
 

@@ -14,10 +14,74 @@ use std::sync::Arc;
 /// Random bytes in `state` and `nonce`: 256 bits, well above the 128 required.
 pub const STATE_BYTES: usize = 32;
 
+/// What every state cookie's name starts with. The `__Host-` prefix makes browsers
+/// accept the cookie only with `Secure`, `Path=/` and no `Domain`, from this host
+/// itself, so a sibling subdomain cannot plant one.
+pub const STATE_COOKIE_PREFIX: &str = "__Host-lti-state-";
+
+/// The most state cookies a login leaves in a browser: the one it sets and the newest
+/// `MAX_STATE_COOKIES - 1` it finds; older ones are expired. Several LTI embeds on one
+/// page log in at once, so one cookie per state, but a bounded number: API Gateway
+/// refuses a request whose request line and headers pass 10,240 bytes. Eight cookies
+/// are at most [`STATE_COOKIES_BUDGET`] bytes of Cookie header.
+pub const MAX_STATE_COOKIES: usize = 8;
+
+/// The most bytes [`MAX_STATE_COOKIES`] state cookies take in a Cookie header
+/// (`name=value` pairs joined by `; `): 8 × 118 + 7 × 2 = 958 ≤ 1 KiB.
+pub const STATE_COOKIES_BUDGET: usize = 1024;
+
 /// The name of the cookie that binds `state` to the browser that started the login.
-/// One cookie per state, so logins in two tabs do not overwrite each other.
+/// One cookie per state, so logins in two tabs (or two embeds) do not overwrite each
+/// other.
 pub fn state_cookie_name(state: &str) -> String {
-    format!("lti-state-{state}")
+    format!("{STATE_COOKIE_PREFIX}{state}")
+}
+
+/// The value of the state cookie: `<issued_at_ms>.<state>`. The issue time (epoch
+/// milliseconds) tells a later login which cookies are the oldest.
+pub fn state_cookie_value(state: &str, issued_at_ms: i64) -> String {
+    format!("{issued_at_ms}.{state}")
+}
+
+/// The state a state cookie's value binds: the part after the issue time (a value
+/// without one is taken whole, and then simply fails to match).
+pub fn state_cookie_binding(value: &str) -> &str {
+    match value.split_once('.') {
+        Some((issued, state))
+            if !issued.is_empty() && issued.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            state
+        }
+        _ => value,
+    }
+}
+
+/// The names of the state cookies a new login must expire, given every cookie
+/// (`name`, `value`) the browser sent: all but the newest `MAX_STATE_COOKIES - 1`
+/// state cookies, so that with the one the login sets at most [`MAX_STATE_COOKIES`]
+/// remain. A cookie whose issue time cannot be read counts as the oldest.
+pub fn stale_state_cookies<'a>(
+    cookies: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<String> {
+    let mut ours: Vec<(i64, &str)> = cookies
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(STATE_COOKIE_PREFIX))
+        .map(|(name, value)| {
+            let issued = value
+                .split_once('.')
+                .and_then(|(issued, _)| issued.parse::<i64>().ok())
+                .unwrap_or(i64::MIN);
+            (issued, name)
+        })
+        .collect();
+    // Newest first; a name sent twice counts once, at its newest.
+    ours.sort_by(|a, b| b.cmp(a));
+    let mut seen = std::collections::HashSet::new();
+    ours.retain(|(_, name)| seen.insert(*name));
+    ours.into_iter()
+        .skip(MAX_STATE_COOKIES - 1)
+        .map(|(_, name)| name.to_string())
+        .collect()
 }
 
 /// The login initiation request (query string of a GET or form of a POST).
@@ -42,6 +106,9 @@ pub struct LoginRedirect {
     pub state: String,
     /// Seconds until the state expires (the cookie's Max-Age).
     pub max_age: i64,
+    /// When the login was made, epoch milliseconds (in the cookie's value, see
+    /// [`state_cookie_value`]).
+    pub issued_at_ms: i64,
 }
 
 /// A login initiation was refused.
@@ -50,6 +117,9 @@ pub enum LoginError {
     /// A required parameter is missing (LTI 1.3 Core §4.1).
     #[error("the login request has no {0}")]
     ParamMissing(&'static str),
+    /// A parameter is longer than this tool accepts (see [`LOGIN_PARAM_LIMITS`]).
+    #[error("the login request's {param} is longer than {max} bytes")]
+    ParamTooLong { param: &'static str, max: usize },
     /// No registration for this issuer.
     #[error("the platform {0:?} is not registered with this tool")]
     PlatformNotRegistered(String),
@@ -71,6 +141,7 @@ impl Problem for LoginError {
     fn code(&self) -> &'static str {
         match self {
             Self::ParamMissing(_) => "LTI_LOGIN_PARAM_MISSING",
+            Self::ParamTooLong { .. } => "LTI_LOGIN_PARAM_TOO_LONG",
             Self::PlatformNotRegistered(_) => "LTI_PLATFORM_NOT_REGISTERED",
             Self::ClientIdRequired => "LTI_CLIENT_ID_REQUIRED",
             Self::ClientUnknown => "LTI_CLIENT_ID_UNKNOWN",
@@ -80,9 +151,10 @@ impl Problem for LoginError {
     }
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::ParamMissing(_) | Self::ClientIdRequired | Self::TargetLinkUriInvalid => {
-                ErrorKind::BadRequest
-            }
+            Self::ParamMissing(_)
+            | Self::ParamTooLong { .. }
+            | Self::ClientIdRequired
+            | Self::TargetLinkUriInvalid => ErrorKind::BadRequest,
             Self::PlatformNotRegistered(_) | Self::ClientUnknown => ErrorKind::NotFound,
             Self::Store(e) => e.kind(),
         }
@@ -90,6 +162,10 @@ impl Problem for LoginError {
     fn public_message(&self) -> String {
         match self {
             Self::Store(e) => e.public_message(),
+            // The issuer is the caller's text: logged, never shown on the tool's page.
+            Self::PlatformNotRegistered(_) => {
+                "The platform is not registered with this tool.".into()
+            }
             other => crate::error::sentence(&other.to_string()),
         }
     }
@@ -105,6 +181,46 @@ pub struct LoginService {
     pub random: Arc<dyn Random>,
 }
 
+/// The longest value, in bytes, accepted for each login parameter. A login is
+/// unauthenticated, so what it stores (the target link URI and the deployment hint:
+/// at most 3 DynamoDB write units with them at their limits, where one of 60 KB cost
+/// 60) and what it echoes into the redirect to the platform must be bounded:
+/// - `iss` and `client_id`: 2048, what the admin API accepts for a registration;
+/// - `login_hint`: 2048 and `lti_message_hint`: 4096, opaque values passed back to the
+///   platform (Canvas sends a signed JWT of several hundred bytes as the message hint);
+/// - `target_link_uri`: 2048, a URL on this tool or an allowed app origin;
+/// - `lti_deployment_id` / `deployment_id`: 255, the limit LTI 1.3 Core §5.3.3 sets.
+pub const LOGIN_PARAM_LIMITS: [(&str, usize); 7] = [
+    ("iss", 2048),
+    ("login_hint", 2048),
+    ("target_link_uri", 2048),
+    ("client_id", 2048),
+    ("lti_message_hint", 4096),
+    ("lti_deployment_id", 255),
+    ("deployment_id", 255),
+];
+
+impl LoginRequest {
+    /// Refuses the first parameter longer than its limit in [`LOGIN_PARAM_LIMITS`].
+    pub fn check_lengths(&self) -> Result<(), LoginError> {
+        let values = [
+            &self.iss,
+            &self.login_hint,
+            &self.target_link_uri,
+            &self.client_id,
+            &self.lti_message_hint,
+            &self.lti_deployment_id,
+            &self.deployment_id,
+        ];
+        for ((param, max), value) in LOGIN_PARAM_LIMITS.iter().zip(values) {
+            if value.as_ref().is_some_and(|v| v.len() > *max) {
+                return Err(LoginError::ParamTooLong { param, max: *max });
+            }
+        }
+        Ok(())
+    }
+}
+
 fn required(value: &Option<String>, name: &'static str) -> Result<String, LoginError> {
     value
         .as_deref()
@@ -118,6 +234,7 @@ impl LoginService {
     /// Checks the request, stores a new state and nonce, and builds the redirect to
     /// the platform's authorization endpoint.
     pub async fn initiate(&self, request: &LoginRequest) -> Result<LoginRedirect, LoginError> {
+        request.check_lengths()?;
         let issuer = required(&request.iss, "iss")?;
         let login_hint = required(&request.login_hint, "login_hint")?;
         let target_link_uri = required(&request.target_link_uri, "target_link_uri")?;
@@ -197,6 +314,92 @@ impl LoginService {
             location: location.into(),
             state: state.state,
             max_age: self.config.state_ttl,
+            issued_at_ms: self.clock.now_millis(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cookie(state: &str, issued: i64) -> (String, String) {
+        (state_cookie_name(state), state_cookie_value(state, issued))
+    }
+
+    #[test]
+    fn a_state_cookie_binds_the_state_after_its_issue_time() {
+        let (name, value) = cookie("abc.def", 1_700_000_000_123);
+        assert_eq!(name, "__Host-lti-state-abc.def");
+        assert_eq!(value, "1700000000123.abc.def");
+        assert_eq!(state_cookie_binding(&value), "abc.def");
+        // A value without an issue time is taken whole.
+        assert_eq!(state_cookie_binding("abc"), "abc");
+        assert_eq!(state_cookie_binding("x1.abc"), "x1.abc");
+        assert_eq!(state_cookie_binding(".abc"), ".abc");
+    }
+
+    #[test]
+    fn a_login_expires_all_but_the_newest_state_cookies() {
+        let mut cookies: Vec<(String, String)> = (0..20)
+            .map(|i| cookie(&format!("s{i:02}"), 1_000 + i))
+            .collect();
+        cookies.push(("other".into(), "1.x".into()));
+        cookies.push((state_cookie_name("garbled"), "no-time".into()));
+        let stale = stale_state_cookies(cookies.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        // 20 + 1 unreadable; keep the 7 newest (s13..s19), the login adds the 8th.
+        assert_eq!(stale.len(), 21 - (MAX_STATE_COOKIES - 1));
+        assert!(stale.contains(&state_cookie_name("garbled")));
+        assert!(!stale.contains(&"other".to_string()));
+        for i in 13..20 {
+            assert!(!stale.contains(&state_cookie_name(&format!("s{i:02}"))));
+        }
+        for i in 0..13 {
+            assert!(stale.contains(&state_cookie_name(&format!("s{i:02}"))));
+        }
+        // Few cookies: nothing to expire.
+        let few = &cookies[..MAX_STATE_COOKIES - 1];
+        assert!(stale_state_cookies(few.iter().map(|(n, v)| (n.as_str(), v.as_str()))).is_empty());
+    }
+
+    #[test]
+    fn eight_state_cookies_fit_the_budget() {
+        let state = "A".repeat(43); // 256 bits in base64url
+        let pair = format!(
+            "{}={}",
+            state_cookie_name(&state),
+            state_cookie_value(&state, 9_999_999_999_999)
+        );
+        let header = vec![pair; MAX_STATE_COOKIES].join("; ");
+        assert!(header.len() <= STATE_COOKIES_BUDGET, "{}", header.len());
+    }
+
+    #[test]
+    fn each_login_parameter_has_a_limit() {
+        let at = |param: &str, len: usize| {
+            let v = Some("x".repeat(len));
+            let mut r = LoginRequest::default();
+            match param {
+                "iss" => r.iss = v,
+                "login_hint" => r.login_hint = v,
+                "target_link_uri" => r.target_link_uri = v,
+                "client_id" => r.client_id = v,
+                "lti_message_hint" => r.lti_message_hint = v,
+                "lti_deployment_id" => r.lti_deployment_id = v,
+                "deployment_id" => r.deployment_id = v,
+                other => panic!("{other}"),
+            }
+            r.check_lengths()
+        };
+        for (param, max) in LOGIN_PARAM_LIMITS {
+            assert!(at(param, max).is_ok(), "{param} at its limit");
+            match at(param, max + 1) {
+                Err(e @ LoginError::ParamTooLong { .. }) => {
+                    assert_eq!(e.code(), "LTI_LOGIN_PARAM_TOO_LONG");
+                    assert!(e.public_message().contains(param), "{}", e.public_message());
+                }
+                other => panic!("{param}: {other:?}"),
+            }
+        }
     }
 }

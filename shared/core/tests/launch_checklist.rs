@@ -428,6 +428,18 @@ async fn a_platform_error_response_is_reported_as_such() {
         .expect_err("error");
     assert_eq!(err.code(), "LTI_PLATFORM_ERROR");
     assert!(err.public_message().contains("login_required"));
+    // Without the state and its cookie the platform's own text is logged, not shown.
+    assert!(!err.public_message().contains("The user is not logged in"));
+    assert!(err.to_string().contains("The user is not logged in"));
+    let bound = lti_core::launch::LaunchForm {
+        state: Some("s1".into()),
+        ..form
+    };
+    let err = fixture
+        .launcher
+        .launch(&bound, Some("s1"))
+        .await
+        .expect_err("error");
     assert!(err.public_message().contains("The user is not logged in"));
 }
 

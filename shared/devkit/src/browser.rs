@@ -3,6 +3,9 @@
 //!
 //! It sends cookies back to the host that set them, whatever `Secure` says, because
 //! the dev server runs on plain http://127.0.0.1 (browsers treat loopback as secure).
+//! Like a browser, it refuses a `__Host-` cookie without `Secure`, with a `Domain` or
+//! with a `Path` other than `/` (and a `__Secure-` one without `Secure`), and removes a
+//! cookie set with `Max-Age` ≤ 0 or an `Expires` in the past.
 
 use std::collections::HashMap;
 
@@ -15,6 +18,8 @@ pub struct Page {
     pub location: Option<String>,
     pub content_type: String,
     pub body: String,
+    /// The `Set-Cookie` lines of the response, as received.
+    pub set_cookies: Vec<String>,
 }
 
 /// A form found in a page.
@@ -42,13 +47,17 @@ pub enum Next {
     Post(String, Vec<(String, String)>),
 }
 
-/// The scripted browser.
+/// The scripted browser. A clone has the same cookies and history and goes on alone
+/// (a second tab whose requests leave at the same time).
+#[derive(Clone)]
 pub struct Browser {
     client: reqwest::Client,
     /// Cookies per host: name → value.
     pub cookies: HashMap<String, HashMap<String, String>>,
     /// Every page seen, in order.
     pub hops: Vec<Page>,
+    /// `Set-Cookie` lines refused, with the reason.
+    pub rejected_cookies: Vec<(String, String)>,
 }
 
 impl Default for Browser {
@@ -134,12 +143,70 @@ impl Browser {
             client,
             cookies: HashMap::new(),
             hops: Vec::new(),
+            rejected_cookies: Vec::new(),
         }
     }
 
     /// The cookie `name` set by `url`'s host.
     pub fn cookie(&self, url: &str, name: &str) -> Option<&String> {
         self.cookies.get(&host_of(url))?.get(name)
+    }
+
+    /// The Cookie header this browser sends to `url`, if it has cookies for its host.
+    pub fn cookie_header(&self, url: &str) -> Option<String> {
+        let jar = self.cookies.get(&host_of(url))?;
+        let mut pairs: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        pairs.sort();
+        (!pairs.is_empty()).then(|| pairs.join("; "))
+    }
+
+    /// Takes the `Set-Cookie` lines of a response from `url` (one another tab
+    /// received, say), as if this browser had received them.
+    pub fn accept_cookies(&mut self, url: &str, lines: &[String]) {
+        let host = host_of(url);
+        for line in lines {
+            self.store_cookie(&host, line);
+        }
+    }
+
+    /// Stores one `Set-Cookie` line received from `host`, as a browser would.
+    fn store_cookie(&mut self, host: &str, line: &str) {
+        let cookie = match cookie::Cookie::parse(line) {
+            Ok(c) => c,
+            Err(e) => {
+                self.rejected_cookies
+                    .push((line.to_string(), e.to_string()));
+                return;
+            }
+        };
+        let name = cookie.name();
+        let secure = cookie.secure() == Some(true);
+        let refusal = if name.starts_with("__Host-")
+            && (!secure || cookie.domain().is_some() || cookie.path() != Some("/"))
+        {
+            Some("__Host- prefix without Secure, with a Domain or with a Path other than /")
+        } else if name.starts_with("__Secure-") && !secure {
+            Some("__Secure- prefix without Secure")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.rejected_cookies
+                .push((line.to_string(), reason.to_string()));
+            return;
+        }
+        let expired = cookie
+            .max_age()
+            .is_some_and(|age| age.is_zero() || age.is_negative())
+            || cookie
+                .expires_datetime()
+                .is_some_and(|at| at <= cookie::time::OffsetDateTime::now_utc());
+        let jar = self.cookies.entry(host.to_string()).or_default();
+        if expired {
+            jar.remove(name);
+        } else {
+            jar.insert(name.to_string(), cookie.value().to_string());
+        }
     }
 
     /// Forgets every cookie (another browser, as far as the tool can tell).
@@ -165,11 +232,8 @@ impl Browser {
         };
         let host = host_of(&url);
         let mut builder = builder.header("accept", "text/html");
-        if let Some(jar) = self.cookies.get(&host) {
-            let header: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            if !header.is_empty() {
-                builder = builder.header("cookie", header.join("; "));
-            }
+        if let Some(header) = self.cookie_header(&url) {
+            builder = builder.header("cookie", header);
         }
         let response = builder
             .send()
@@ -177,19 +241,14 @@ impl Browser {
             .map_err(|e| format!("{method} {url}: {e}"))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        for value in headers.get_all("set-cookie") {
-            let Ok(text) = value.to_str() else { continue };
-            let mut parts = text.split(';');
-            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
-                continue;
-            };
-            let expired = parts.any(|a| a.trim().eq_ignore_ascii_case("max-age=0"));
-            let jar = self.cookies.entry(host.clone()).or_default();
-            if expired {
-                jar.remove(name.trim());
-            } else {
-                jar.insert(name.trim().to_string(), value.trim().to_string());
-            }
+        let set_cookies: Vec<String> = headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect();
+        for line in &set_cookies {
+            self.store_cookie(&host, line);
         }
         let location = headers
             .get("location")
@@ -208,6 +267,7 @@ impl Browser {
             location,
             content_type,
             body,
+            set_cookies,
         };
         self.hops.push(page.clone());
         Ok(page)
@@ -283,5 +343,33 @@ mod tests {
         assert_eq!(form.action, "https://a.example/x?a=1&b=2");
         assert_eq!(form.field("id_token"), Some("a.b.c"));
         assert_eq!(form.field("state"), Some("\"s\""));
+    }
+
+    #[test]
+    fn host_prefixed_cookies_follow_the_prefix_rules_and_removals_remove() {
+        let mut b = Browser::new();
+        let url = "http://127.0.0.1:1/x";
+        let lines = [
+            "__Host-ok=1; Path=/; Secure; HttpOnly; SameSite=None; Partitioned",
+            "__Host-no-secure=1; Path=/",
+            "__Host-domain=1; Path=/; Secure; Domain=127.0.0.1",
+            "__Host-path=1; Path=/lti; Secure",
+            "__Secure-no=1; Path=/",
+            "plain=1",
+            "gone=1",
+        ]
+        .map(String::from);
+        b.accept_cookies(url, &lines);
+        b.accept_cookies(url, &["gone=; Max-Age=0".to_string()]);
+        assert_eq!(
+            b.cookie_header(url).as_deref(),
+            Some("__Host-ok=1; plain=1")
+        );
+        assert_eq!(b.rejected_cookies.len(), 4);
+        b.accept_cookies(
+            url,
+            &["__Host-ok=; Path=/; Secure; Expires=Thu, 01 Jan 1970 00:00:00 GMT".to_string()],
+        );
+        assert_eq!(b.cookie_header(url).as_deref(), Some("plain=1"));
     }
 }

@@ -85,8 +85,13 @@ impl DevServer {
     /// Builds everything and starts serving.
     pub async fn start(options: DevOptions) -> Result<Self, DevError> {
         let data_dir = options.data_dir.clone();
-        std::fs::create_dir_all(&data_dir)
+        // Users' names and emails and private keys live there: owner only.
+        store::create_private_dir(&data_dir)
             .map_err(|e| DevError::DataDir(data_dir.clone(), e.to_string()))?;
+        for key in ["tool-key.der", "platform-key.der"] {
+            store::make_private_file(&data_dir.join(key))
+                .map_err(|e| DevError::DataDir(data_dir.clone(), e.to_string()))?;
+        }
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
             .await
             .map_err(|e| DevError::Bind(options.port, e))?;

@@ -1,6 +1,9 @@
 //! The dev server's embedded store: the in-memory adapters, with registrations and
 //! users written to `<data-dir>/store.json` after every change so they survive a
 //! restart. Login states stay in memory (they live ten minutes).
+//!
+//! The file holds every launched user's name and email: the data directory is made
+//! `0700` and every file in it `0600` (also when they already exist with a wider mode).
 
 use async_trait::async_trait;
 use lti_core::error::StoreError;
@@ -8,8 +11,71 @@ use lti_core::memory::{MemoryStore, Snapshot};
 use lti_core::platform::{Deployment, Platform, PlatformStore, Saved};
 use lti_core::state::{ConsumeError, LaunchStore, LoginState, StateClaim};
 use lti_core::user::{UserRecord, UserStore};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+/// Creates `dir` (and its missing parents) readable by its owner only (`0700`), and
+/// narrows an existing directory to that mode.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)?;
+    narrow_mode(dir, 0o700)
+}
+
+/// Narrows an existing file to `0600`; a missing file is fine.
+pub fn make_private_file(path: &Path) -> std::io::Result<()> {
+    match narrow_mode(path, 0o600) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(unix)]
+fn narrow_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if current != mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        tracing::info!(path = %path.display(), from = format!("{current:o}"), to = format!("{mode:o}"), "narrowed permissions");
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn narrow_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file created `0600` and renamed, so
+/// a crash never leaves half a file and the data is never readable by others.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    // A temporary file left by a crash keeps its old mode: narrow it before writing.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
 
 /// A [`MemoryStore`] persisted to a JSON file.
 pub struct FileStore {
@@ -19,8 +85,11 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// Opens (or starts) the store at `path`.
+    /// Opens (or starts) the store at `path`, narrowing an existing file to `0600`.
     pub fn open(path: PathBuf) -> Result<Self, StoreError> {
+        make_private_file(&path).map_err(|e| {
+            StoreError::Unavailable(format!("cannot protect {}: {e}", path.display()))
+        })?;
         let snapshot = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice::<Snapshot>(&bytes).map_err(|e| {
                 StoreError::Corrupt(format!("{} is not a store file: {e}", path.display()))
@@ -49,13 +118,9 @@ impl FileStore {
         let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
         let json = serde_json::to_vec_pretty(&self.memory.snapshot())
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        // Write then rename, so a crash never leaves half a file.
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(|e| {
-                StoreError::Unavailable(format!("cannot write {}: {e}", self.path.display()))
-            })
+        write_private(&self.path, &json).map_err(|e| {
+            StoreError::Unavailable(format!("cannot write {}: {e}", self.path.display()))
+        })
     }
 }
 

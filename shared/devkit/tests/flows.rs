@@ -130,7 +130,7 @@ async fn an_instructor_launches_from_the_demo_platform_into_the_app() {
     assert!(browser
         .cookies
         .values()
-        .all(|jar| jar.keys().all(|k| !k.starts_with("lti-state-"))));
+        .all(|jar| jar.keys().all(|k| !k.starts_with("__Host-lti-state-"))));
     h.server.stop().await;
 }
 
@@ -225,7 +225,7 @@ async fn a_replayed_launch_post_is_refused_the_second_time() {
         .cookies
         .entry(format!("127.0.0.1:{}", h.server.addr.port()))
         .or_default()
-        .insert(format!("lti-state-{state}"), state.clone());
+        .insert(format!("__Host-lti-state-{state}"), state.clone());
     let second = browser.send(&post).await.expect("second");
     assert_eq!(second.status, 409);
     assert_eq!(error_code(&second), "LTI_NONCE_REPLAYED");

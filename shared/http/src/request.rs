@@ -54,7 +54,11 @@ impl Problem for RequestError {
         }
     }
     fn public_message(&self) -> String {
-        lti_core::error::sentence(&self.to_string())
+        match self {
+            // The parameter's name is the caller's text: logged, not shown.
+            Self::DuplicateParameter(_) => "A parameter appears more than once.".into(),
+            other => lti_core::error::sentence(&other.to_string()),
+        }
     }
 }
 

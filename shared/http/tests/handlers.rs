@@ -168,8 +168,17 @@ async fn login_by_get_redirects_to_the_platform_with_every_oidc_parameter_and_a_
     assert_eq!(stored.login.expires_at, NOW + 600);
 
     let cookie = response.headers()["set-cookie"].to_str().expect("ascii");
-    assert!(cookie.starts_with(&format!("lti-state-{0}={0};", q["state"])));
+    assert!(cookie.starts_with(&format!(
+        "__Host-lti-state-{0}={1}.{0};",
+        q["state"],
+        NOW * 1000
+    )));
+    assert!(
+        !cookie.contains("Domain"),
+        "{cookie}: a __Host- cookie has no Domain"
+    );
     for attribute in [
+        "Path=/",
         "Secure",
         "HttpOnly",
         "SameSite=None",
@@ -320,9 +329,10 @@ async fn garbage_never_panics_a_handler() {
             "/nope",
         ] {
             let mut request = post_form(&format!("https://tool.example{path}"), body);
-            request
-                .headers_mut()
-                .insert("cookie", http::HeaderValue::from_static("lti-state-x=x"));
+            request.headers_mut().insert(
+                "cookie",
+                http::HeaderValue::from_static("__Host-lti-state-x=1.x"),
+            );
             let response = router.handle(request).await;
             assert!(
                 response.status().is_client_error(),

@@ -166,7 +166,7 @@ async fn a_launch_through_the_lambda_binaries_lands_in_the_app_and_consumes_the_
         .cookies
         .entry(jar_host)
         .or_default()
-        .insert(format!("lti-state-{state}"), state.clone());
+        .insert(format!("__Host-lti-state-{state}"), state.clone());
     let replay = browser.send(&post).await.expect("replay");
     assert_eq!(replay.status, 409, "{}", replay.body);
     assert!(replay.body.contains("LTI_NONCE_REPLAYED"));

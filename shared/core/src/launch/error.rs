@@ -8,11 +8,16 @@ use crate::signer::SignerError;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LaunchError {
     /// The platform posted an OIDC error instead of an id_token
-    /// (OpenID Connect Core §3.1.2.6).
+    /// (OpenID Connect Core §3.1.2.6). Anyone can post one, so the page shows a fixed
+    /// sentence for the code (see [`platform_error_sentence`]); the platform's
+    /// description goes to the log, and to the page only when `bound` (the request
+    /// carried a state and this browser's cookie for it). Build it with
+    /// [`LaunchError::platform_error`].
     #[error("the platform refused the login: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     PlatformError {
         error: String,
         description: Option<String>,
+        bound: bool,
     },
     /// No `id_token` form field (LTI 1.3 §5.1.1; Security Framework §5.1.1.5).
     #[error("the launch has no id_token")]
@@ -134,6 +139,100 @@ pub enum LaunchError {
     Signer(#[from] SignerError),
 }
 
+/// The OAuth 2.0 (RFC 6749 §4.1.2.1) and OpenID Connect Core (§3.1.2.6) error codes,
+/// each with the sentence shown for it.
+const PLATFORM_ERRORS: [(&str, &str); 16] = [
+    (
+        "invalid_request",
+        "the platform found the login request invalid",
+    ),
+    (
+        "unauthorized_client",
+        "the platform does not allow this tool to log users in",
+    ),
+    ("access_denied", "the platform denied access to this tool"),
+    (
+        "unsupported_response_type",
+        "the platform does not support the login this tool asked for",
+    ),
+    (
+        "invalid_scope",
+        "the platform does not accept the scope this tool asked for",
+    ),
+    (
+        "server_error",
+        "the platform had an internal error during the login",
+    ),
+    (
+        "temporarily_unavailable",
+        "the platform is temporarily unable to log you in; please try again in a moment",
+    ),
+    (
+        "interaction_required",
+        "the platform needs you to interact with it before this tool can open",
+    ),
+    (
+        "login_required",
+        "you are not logged in to the platform; please log in there and launch again",
+    ),
+    (
+        "account_selection_required",
+        "the platform needs you to choose an account before this tool can open",
+    ),
+    (
+        "consent_required",
+        "the platform needs your consent before this tool can open",
+    ),
+    (
+        "invalid_request_uri",
+        "the platform found the login's request URI invalid",
+    ),
+    (
+        "invalid_request_object",
+        "the platform found the login's request object invalid",
+    ),
+    (
+        "request_not_supported",
+        "the platform does not support the login's request parameter",
+    ),
+    (
+        "request_uri_not_supported",
+        "the platform does not support the login's request URI parameter",
+    ),
+    (
+        "registration_not_supported",
+        "the platform does not support the login's registration parameter",
+    ),
+];
+
+/// The fixed sentence shown for a platform's error code, ending with the code when the
+/// specifications define it; a generic sentence for any other code (which is never
+/// echoed: it is the caller's text).
+pub fn platform_error_sentence(code: &str) -> String {
+    match PLATFORM_ERRORS.iter().find(|(known, _)| *known == code) {
+        Some((known, text)) => crate::error::sentence(&format!("{text} ({known})")),
+        None => crate::error::sentence("the platform refused the login"),
+    }
+}
+
+/// `text` cut to `max` characters, without control characters (it goes to the log).
+fn clean(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+impl LaunchError {
+    /// The platform's error response: its code and description as posted (cut and
+    /// cleaned for the log), `bound` when the request carried a state and this
+    /// browser's matching cookie, so the description may be shown.
+    pub fn platform_error(error: &str, description: Option<&str>, bound: bool) -> Self {
+        Self::PlatformError {
+            error: clean(error, 100),
+            description: description.map(|d| clean(d, 300)).filter(|d| !d.is_empty()),
+            bound,
+        }
+    }
+}
+
 impl Problem for LaunchError {
     fn code(&self) -> &'static str {
         use LaunchError::*;
@@ -210,6 +309,23 @@ impl Problem for LaunchError {
 
     fn public_message(&self) -> String {
         match self {
+            Self::PlatformError {
+                error,
+                description,
+                bound,
+            } => {
+                let sentence = platform_error_sentence(error);
+                match description {
+                    Some(d) if *bound => {
+                        format!("{sentence} The platform said: \u{201c}{d}\u{201d}")
+                    }
+                    _ => sentence,
+                }
+            }
+            // The alg is the caller's text (checked before any signature): logged only.
+            Self::AlgUnsupported(_) => {
+                "The id_token is not signed with RS256, the only algorithm accepted.".into()
+            }
             Self::Keys(e) => e.public_message(),
             Self::Store(e) => e.public_message(),
             Self::Signer(e) => e.public_message(),

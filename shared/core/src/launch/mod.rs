@@ -190,11 +190,16 @@ impl Launcher {
         state_cookie: Option<&str>,
     ) -> Result<Handoff, LaunchError> {
         // 1. The platform may answer the login with an error instead of a token.
+        //    Its description is shown only to the browser that started this login.
         if let Some(error) = form.error.as_deref().filter(|e| !e.is_empty()) {
-            return Err(LaunchError::PlatformError {
-                error: truncate(error, 100),
-                description: form.error_description.as_deref().map(|d| truncate(d, 300)),
-            });
+            let bound = match (form.state.as_deref(), state_cookie) {
+                (Some(state), Some(cookie)) if !state.is_empty() => {
+                    crate::error::Secret::new(cookie).matches(state)
+                }
+                _ => false,
+            };
+            let description = form.error_description.as_deref();
+            return Err(LaunchError::platform_error(error, description, bound));
         }
         // 2. The id_token and the state must both be there.
         let token = form

@@ -1,12 +1,13 @@
 //! `POST /lti/launch`: the redirect URI where platforms post the id_token.
 
+use super::login::expired_state_cookie;
 use super::method_not_allowed;
 use crate::{pages, request, respond, HttpRequest, HttpResponse};
 use http::{header, HeaderValue, Method, StatusCode};
 use lti_core::config::HandoffMode;
 use lti_core::handoff::{Handoff, APP_TOKEN_FIELD};
 use lti_core::launch::{LaunchForm, Launcher};
-use lti_core::login::state_cookie_name;
+use lti_core::login::{state_cookie_binding, state_cookie_name};
 
 /// The launch function's handler.
 #[derive(Clone)]
@@ -24,20 +25,20 @@ impl LaunchHandler {
             Ok(f) => f,
             Err(e) => return respond::problem(&request, &e),
         };
+        // The state the browser's cookie for the posted state binds (its value is
+        // `<issued_at_ms>.<state>`).
         let cookie = form
             .state
             .as_deref()
             .and_then(|s| request::cookie(&request, &state_cookie_name(s)));
-        match self.launcher.launch(&form, cookie.as_deref()).await {
+        let bound = cookie.as_deref().map(state_cookie_binding);
+        match self.launcher.launch(&form, bound).await {
             Ok(handoff) => {
                 tracing::info!(user = %handoff.user_id, "launch accepted");
                 let mut response = deliver(&handoff);
                 if let Some(state) = &form.state {
                     // The state is used up: drop its cookie.
-                    let expired = format!(
-                        "{}=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=None; Partitioned",
-                        state_cookie_name(state)
-                    );
+                    let expired = expired_state_cookie(&state_cookie_name(state));
                     if let Ok(value) = HeaderValue::from_str(&expired) {
                         response.headers_mut().append(header::SET_COOKIE, value);
                     }

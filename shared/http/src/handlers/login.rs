@@ -2,8 +2,11 @@
 
 use super::method_not_allowed;
 use crate::{request, respond, HttpRequest, HttpResponse};
+use cookie::{Cookie, SameSite};
 use http::{header, HeaderValue, Method};
-use lti_core::login::{state_cookie_name, LoginRequest, LoginService};
+use lti_core::login::{
+    stale_state_cookies, state_cookie_name, state_cookie_value, LoginRequest, LoginService,
+};
 
 /// The login function's handler.
 #[derive(Clone)]
@@ -11,13 +14,49 @@ pub struct LoginHandler {
     pub service: LoginService,
 }
 
-/// The `Set-Cookie` value binding `state` to the browser: third-party-context safe
-/// (`SameSite=None; Secure; Partitioned`), invisible to scripts (`HttpOnly`).
-pub fn state_cookie(state: &str, max_age: i64) -> String {
-    format!(
-        "{}={state}; Max-Age={max_age}; Path=/; Secure; HttpOnly; SameSite=None; Partitioned",
-        state_cookie_name(state)
-    )
+/// A state cookie with every attribute: `__Host-` rules (`Secure`, `Path=/`, no
+/// `Domain`), third-party-context safe (`SameSite=None; Partitioned`), invisible to
+/// scripts (`HttpOnly`).
+fn state_cookie_attributes(name: String, value: String) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::None)
+        .partitioned(true)
+        .build()
+}
+
+/// The `Set-Cookie` value binding `state` to the browser for `max_age` seconds; its
+/// value carries the login's time (see [`state_cookie_value`]).
+pub fn state_cookie(state: &str, issued_at_ms: i64, max_age: i64) -> String {
+    let mut cookie = state_cookie_attributes(
+        state_cookie_name(state),
+        state_cookie_value(state, issued_at_ms),
+    );
+    cookie.set_max_age(cookie::time::Duration::seconds(max_age));
+    cookie.to_string()
+}
+
+/// The `Set-Cookie` value that removes the state cookie `name` (same attributes, so
+/// the browser matches it, including its partition).
+pub fn expired_state_cookie(name: &str) -> String {
+    let mut cookie = state_cookie_attributes(name.to_string(), String::new());
+    cookie.make_removal();
+    cookie.to_string()
+}
+
+/// Every cookie of the request, as (name, value).
+fn request_cookies(request: &HttpRequest) -> Vec<(String, String)> {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .map(|c| (c.name().to_string(), c.value().to_string()))
+        .collect()
 }
 
 impl LoginHandler {
@@ -37,10 +76,19 @@ impl LoginHandler {
                     "login initiated"
                 );
                 let mut response = respond::redirect(&redirect.location);
-                if let Ok(cookie) =
-                    HeaderValue::from_str(&state_cookie(&redirect.state, redirect.max_age))
-                {
-                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                let cookies = request_cookies(&request);
+                let stale =
+                    stale_state_cookies(cookies.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+                let set = std::iter::once(state_cookie(
+                    &redirect.state,
+                    redirect.issued_at_ms,
+                    redirect.max_age,
+                ))
+                .chain(stale.iter().map(|name| expired_state_cookie(name)));
+                for cookie in set {
+                    if let Ok(value) = HeaderValue::from_str(&cookie) {
+                        response.headers_mut().append(header::SET_COOKIE, value);
+                    }
                 }
                 response
             }
