@@ -330,8 +330,15 @@ async fn anonymous_launches_cost_a_bounded_cached_number_of_reads() {
             "application/x-www-form-urlencoded",
             form,
         );
-        post.headers_mut()
-            .insert("cookie", http::HeaderValue::from_static("lti-state-s=s"));
+        let cookie = format!(
+            "{}={}",
+            lti_core::login::state_cookie_name("s"),
+            lti_core::login::state_cookie_value("s", 1)
+        );
+        post.headers_mut().insert(
+            "cookie",
+            http::HeaderValue::from_str(&cookie).expect("cookie"),
+        );
         let response = launch.handle(post).await;
         assert!(response.status().is_client_error());
     }

@@ -26,6 +26,7 @@ async fn start() -> Harness {
         data_dir: dir.0.clone(),
         admin_token: Some("b".repeat(40)),
         clock: Arc::new(SystemClock),
+        settings: vec![],
     })
     .await
     .expect("dev server");

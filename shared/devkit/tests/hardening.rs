@@ -179,7 +179,11 @@ async fn oversized_ids_and_states_are_refused_with_a_code_not_a_store_outage() {
 
     let state = "s".repeat(3000);
     let token = sign_with(&lms.key, &lms.kid(), &lms.claims(&dev.tool, "u", dev.now()));
-    let cookie = format!("lti-state-{state}={state}");
+    let cookie = format!(
+        "{}={}",
+        lti_core::login::state_cookie_name(&state),
+        lti_core::login::state_cookie_value(&state, 1)
+    );
     let answer = lms
         .post_launch(
             &dev.tool,

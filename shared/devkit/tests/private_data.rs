@@ -29,6 +29,7 @@ async fn start(data_dir: &Path) -> DevServer {
         data_dir: data_dir.to_path_buf(),
         admin_token: Some("p".repeat(40)),
         clock: Arc::new(SystemClock),
+        settings: vec![],
     })
     .await
     .expect("dev server")
