@@ -37,7 +37,7 @@ use lti_core::state::{refusal, ConsumeError, LaunchStore, LoginState, StateClaim
 use lti_core::user::{UserRecord, UserStore};
 use std::collections::HashMap;
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// Name of the GSI that lists platform registrations.
 pub const PLATFORM_INDEX: &str = "gsi1";
@@ -68,26 +68,26 @@ pub fn key_part(value: &str) -> String {
     )
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: i64) -> AttributeValue {
+pub(crate) fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn unavailable<E: std::error::Error + 'static>(operation: &str, error: E) -> StoreError {
+pub(crate) fn unavailable<E: std::error::Error + 'static>(operation: &str, error: E) -> StoreError {
     StoreError::Unavailable(format!(
         "DynamoDB {operation}: {}",
         DisplayErrorContext(error)
     ))
 }
 
-fn get_s(item: &Item, name: &str) -> Option<String> {
+pub(crate) fn get_s(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
-fn get_n(item: &Item, name: &str) -> Option<i64> {
+pub(crate) fn get_n(item: &Item, name: &str) -> Option<i64> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|n| n.parse().ok())
@@ -287,8 +287,13 @@ impl DynamoStore {
         &self.table
     }
 
+    /// The DynamoDB client (for the adapters in sibling modules).
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The item at (`pk`, `sk`), if any.
-    async fn get(
+    pub(crate) async fn get(
         &self,
         (pk, sk): (AttributeValue, AttributeValue),
         consistent: bool,
