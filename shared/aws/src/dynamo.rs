@@ -10,6 +10,9 @@
 //! | user | `USER#<stable user id>` | `USER` |
 //! | platform JWKS shared by instances | `JWKS#<url>` | `JWKS` |
 //! | service key (hash, never the key) | `SKEY#<id>` | `SKEY` |
+//! | launch record (services' compact reference) | `LAUNCH#<launch id>` | `LAUNCH` |
+//! | a course's services | `CTX#<registration id>#<context id>` | `CTX` |
+//! | a resource link's line item | `CTX#<registration id>#<context id>` | `LINK#<resource link id>` |
 //!
 //! Key parts are escaped (`%` → `%25`, `#` → `%23`) so no two (issuer, client_id)
 //! pairs can share a key; a part longer than [`MAX_KEY_PART`] bytes once escaped is
@@ -33,6 +36,9 @@ use lti_core::error::StoreError;
 use lti_core::keys::{KeySetCache, SharedKeySet};
 use lti_core::platform::{Deployment, Platform, PlatformStore, Saved};
 use lti_core::services::keys::{ServiceKeyRecord, ServiceKeyStore};
+use lti_core::services::records::{
+    ContextRecord, LaunchRecord, LaunchWrites, LinkRecord, ServiceRecords,
+};
 use lti_core::state::{refusal, ConsumeError, LaunchStore, LoginState, StateClaim, StoredState};
 use lti_core::user::{UserRecord, UserStore};
 use std::collections::HashMap;
@@ -49,7 +55,16 @@ const SERVICE_KEY_PARTITION: &str = "SERVICEKEY";
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Course and resource-link records this instance wrote lately, by key: (hash of
+    /// their content, until when it is trusted). Every launch from a course would
+    /// otherwise rewrite the same item, and concurrent launches from one course would
+    /// make the launch transactions conflict on it.
+    recent: std::sync::Arc<std::sync::Mutex<HashMap<String, (u64, i64)>>>,
 }
+
+/// How long a course or resource-link record written by this instance is not written
+/// again with the same content, seconds.
+pub const RECORDS_REWRITE_AFTER: i64 = 300;
 
 /// Longest key part kept as it is (escaped); longer ones are hashed.
 pub const MAX_KEY_PART: usize = 400;
@@ -238,8 +253,9 @@ fn user_upsert(table: &str, user: &UserRecord) -> Result<Update, StoreError> {
 enum Cancelled {
     /// The condition failed; the item as it was, if it existed.
     Condition(Option<Item>),
-    /// Another transaction touched the item at the same time; nothing was written.
-    Conflict,
+    /// Another transaction touched items at the same time (their indices); nothing
+    /// was written.
+    Conflict(Vec<usize>),
     /// A transaction with this client request token is still in progress: its outcome
     /// is unknown, retry with the same token.
     InProgress,
@@ -250,11 +266,14 @@ fn cancelled(error: SdkError<TransactWriteItemsError>) -> Cancelled {
     if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = error.as_service_error()
     {
         let reasons = e.cancellation_reasons();
-        if reasons
+        let conflicting: Vec<usize> = reasons
             .iter()
-            .any(|r| r.code() == Some("TransactionConflict"))
-        {
-            return Cancelled::Conflict;
+            .enumerate()
+            .filter(|(_, r)| r.code() == Some("TransactionConflict"))
+            .map(|(i, _)| i)
+            .collect();
+        if !conflicting.is_empty() {
+            return Cancelled::Conflict(conflicting);
         }
         if let Some(first) = reasons.first() {
             if first.code() == Some("ConditionalCheckFailed") {
@@ -279,6 +298,7 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            recent: Default::default(),
         }
     }
 
@@ -288,6 +308,7 @@ impl DynamoStore {
     }
 
     /// The DynamoDB client (for the adapters in sibling modules).
+    #[allow(dead_code)]
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
@@ -341,9 +362,14 @@ impl DynamoStore {
     /// cancellation for a conflict nothing was written, and the next attempt gets a
     /// fresh token. Backoff is exponential with jitter: several LTI embeds on one LMS
     /// page launch the same user at the same moment.
+    ///
+    /// Items from index `optional_from` on are advisory (a course's services, written
+    /// by every launch from it): when a concurrent transaction conflicts on one of them
+    /// only, that transaction is writing the same facts, and the retry goes without it.
     async fn transact(
         &self,
-        items: Vec<TransactWriteItem>,
+        mut items: Vec<TransactWriteItem>,
+        optional_from: usize,
     ) -> Result<Result<(), Option<Item>>, StoreError> {
         let mut token = request_token();
         for attempt in 0..TRANSACTION_ATTEMPTS {
@@ -358,8 +384,16 @@ impl DynamoStore {
                 Ok(_) => return Ok(Ok(())),
                 Err(e) => match cancelled(e) {
                     Cancelled::Condition(item) => return Ok(Err(item)),
-                    Cancelled::Conflict => {
+                    Cancelled::Conflict(indices) => {
                         token = request_token();
+                        if indices.iter().all(|i| *i >= optional_from) {
+                            let mut index = 0;
+                            items.retain(|_| {
+                                index += 1;
+                                !indices.contains(&(index - 1))
+                            });
+                            continue;
+                        }
                         tokio::time::sleep(backoff(attempt, 10)).await;
                     }
                     Cancelled::InProgress => {
@@ -584,7 +618,7 @@ impl LaunchStore for DynamoStore {
     async fn finish_launch(
         &self,
         claim: &StateClaim,
-        user: &UserRecord,
+        writes: &LaunchWrites,
     ) -> Result<(), ConsumeError> {
         let consume = Update::builder()
             .table_name(&self.table)
@@ -602,14 +636,13 @@ impl LaunchStore for DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let items = vec![
-            TransactWriteItem::builder().update(consume).build(),
-            TransactWriteItem::builder()
-                .update(user_upsert(&self.table, user)?)
-                .build(),
-        ];
-        match self.transact(items).await? {
-            Ok(()) => Ok(()),
+        let mut items = vec![TransactWriteItem::builder().update(consume).build()];
+        let remember = self.launch_items(&mut items, writes, claim.now)?;
+        match self.transact(items, 3).await? {
+            Ok(()) => {
+                self.remember(remember, claim.now);
+                Ok(())
+            }
             Err(None) => Err(ConsumeError::Unknown),
             Err(Some(old)) => {
                 let stored = state_from(&old)?;
@@ -625,7 +658,7 @@ impl LaunchStore for DynamoStore {
         key: &str,
         expires_at: i64,
         now: i64,
-        user: &UserRecord,
+        writes: &LaunchWrites,
     ) -> Result<(), ConsumeError> {
         let put = Put::builder()
             .table_name(&self.table)
@@ -637,16 +670,198 @@ impl LaunchStore for DynamoStore {
             .expression_attribute_values(":now", n(now))
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let items = vec![
-            TransactWriteItem::builder().put(put).build(),
-            TransactWriteItem::builder()
-                .update(user_upsert(&self.table, user)?)
-                .build(),
-        ];
-        match self.transact(items).await? {
-            Ok(()) => Ok(()),
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        let remember = self.launch_items(&mut items, writes, now)?;
+        match self.transact(items, 3).await? {
+            Ok(()) => {
+                self.remember(remember, now);
+                Ok(())
+            }
             Err(_) => Err(ConsumeError::AlreadyUsed),
         }
+    }
+}
+
+fn doc_of<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn content_hash(doc: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    doc.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn context_key(platform_id: uuid::Uuid, context_id: &str) -> String {
+    format!("CTX#{platform_id}#{}", key_part(context_id))
+}
+
+fn record_put(
+    table: &str,
+    pk: String,
+    sk: String,
+    entity: &str,
+    doc: String,
+    updated_at: i64,
+) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .item("pk", s(pk))
+        .item("sk", s(sk))
+        .item("entity", s(entity))
+        .item("doc", s(doc))
+        .item("updated_at", n(updated_at))
+        .build()
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+impl DynamoStore {
+    /// Appends what a launch writes after the item carrying its condition: the user
+    /// (index 1), the launch record (2), then the course's and the resource link's
+    /// records (3 and 4) unless this instance wrote the same content lately. Returns
+    /// the records to remember once the transaction succeeded.
+    fn launch_items(
+        &self,
+        items: &mut Vec<TransactWriteItem>,
+        writes: &LaunchWrites,
+        now: i64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        items.push(
+            TransactWriteItem::builder()
+                .update(user_upsert(&self.table, &writes.user)?)
+                .build(),
+        );
+        let launch = Put::builder()
+            .table_name(&self.table)
+            .item(
+                "pk",
+                s(format!("LAUNCH#{}", key_part(&writes.launch.launch_id))),
+            )
+            .item("sk", s("LAUNCH"))
+            .item("entity", s("launch"))
+            .item("doc", s(doc_of(&writes.launch)?))
+            .item("expires_at", n(writes.launch.expires_at))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        items.push(TransactWriteItem::builder().put(launch).build());
+        let mut remember = Vec::new();
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let mut add = |pk: String, sk: String, entity: &str, doc: String, at: i64| {
+            let key = format!("{pk}\n{sk}");
+            let hash = content_hash(&doc);
+            if recent
+                .get(&key)
+                .is_some_and(|(h, until)| *h == hash && *until > now)
+            {
+                return Ok::<(), StoreError>(());
+            }
+            items.push(record_put(&self.table, pk, sk, entity, doc, at)?);
+            remember.push((key, hash));
+            Ok(())
+        };
+        if let Some(context) = &writes.context {
+            let stable = ContextRecord {
+                updated_at: 0,
+                ..context.clone()
+            };
+            add(
+                context_key(context.platform_id, &context.context_id),
+                "CTX".into(),
+                "context",
+                doc_of(&stable)?,
+                context.updated_at,
+            )?;
+        }
+        if let Some(link) = &writes.link {
+            let stable = LinkRecord {
+                updated_at: 0,
+                ..link.clone()
+            };
+            add(
+                context_key(link.platform_id, &link.context_id),
+                format!("LINK#{}", key_part(&link.resource_link_id)),
+                "link",
+                doc_of(&stable)?,
+                link.updated_at,
+            )?;
+        }
+        Ok(remember)
+    }
+
+    fn remember(&self, written: Vec<(String, u64)>, now: i64) {
+        if written.is_empty() {
+            return;
+        }
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() > 10_000 {
+            recent.retain(|_, (_, until)| *until > now);
+        }
+        for (key, hash) in written {
+            recent.insert(key, (hash, now + RECORDS_REWRITE_AFTER));
+        }
+    }
+
+    async fn doc_at<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: String,
+    ) -> Result<Option<(T, Item)>, StoreError> {
+        let Some(item) = self.get((s(pk), s(sk)), false).await? else {
+            return Ok(None);
+        };
+        let doc = get_s(&item, "doc").ok_or_else(|| corrupt("record"))?;
+        let value = serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some((value, item)))
+    }
+}
+
+#[async_trait]
+impl ServiceRecords for DynamoStore {
+    async fn launch_record(
+        &self,
+        launch_id: &str,
+        now: i64,
+    ) -> Result<Option<LaunchRecord>, StoreError> {
+        let found: Option<(LaunchRecord, Item)> = self
+            .doc_at(format!("LAUNCH#{}", key_part(launch_id)), "LAUNCH".into())
+            .await?;
+        Ok(found
+            .map(|(record, _)| record)
+            .filter(|r| r.expires_at > now))
+    }
+
+    async fn context_record(
+        &self,
+        platform_id: uuid::Uuid,
+        context_id: &str,
+    ) -> Result<Option<ContextRecord>, StoreError> {
+        let found: Option<(ContextRecord, Item)> = self
+            .doc_at(context_key(platform_id, context_id), "CTX".into())
+            .await?;
+        Ok(found.map(|(mut record, item)| {
+            record.updated_at = get_n(&item, "updated_at").unwrap_or_default();
+            record
+        }))
+    }
+
+    async fn link_record(
+        &self,
+        platform_id: uuid::Uuid,
+        context_id: &str,
+        resource_link_id: &str,
+    ) -> Result<Option<LinkRecord>, StoreError> {
+        let found: Option<(LinkRecord, Item)> = self
+            .doc_at(
+                context_key(platform_id, context_id),
+                format!("LINK#{}", key_part(resource_link_id)),
+            )
+            .await?;
+        Ok(found.map(|(mut record, item)| {
+            record.updated_at = get_n(&item, "updated_at").unwrap_or_default();
+            record
+        }))
     }
 }
 

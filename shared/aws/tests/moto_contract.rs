@@ -20,7 +20,7 @@ async fn the_dynamodb_launch_store_meets_the_contract() {
     let clients = common::moto(None).await;
     let table = common::fresh_table(&clients).await;
     let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), table));
-    launch_store_contract(store.clone(), store.as_ref()).await;
+    launch_store_contract(store.clone(), store.as_ref(), store.as_ref()).await;
 }
 
 #[tokio::test]

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 struct Script {
     answers: Mutex<Vec<(u16, Value)>>,
     tokens: Mutex<Vec<String>>,
+    /// The number of items of each request.
+    items: Mutex<Vec<usize>>,
 }
 
 async fn endpoint(
@@ -33,6 +35,12 @@ async fn endpoint(
             .unwrap_or_default()
             .to_string(),
     );
+    script.items.lock().expect("lock").push(
+        request["TransactItems"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or_default(),
+    );
     let (status, answer) = script.answers.lock().expect("lock").remove(0);
     (
         StatusCode::from_u16(status).expect("status"),
@@ -43,6 +51,7 @@ async fn endpoint(
 
 async fn store_with(answers: Vec<(u16, Value)>) -> (DynamoStore, Arc<Script>) {
     let script = Arc::new(Script {
+        items: Mutex::default(),
         answers: Mutex::new(answers),
         tokens: Mutex::default(),
     });
@@ -96,7 +105,7 @@ async fn a_launch_whose_first_attempt_committed_is_not_turned_into_a_replay() {
     let user = lti_core::contract::sample_user("https://lms.example", "u", 1_900_000_000);
     // WHEN the launch is finished
     store
-        .finish_launch(&claim(), &user)
+        .finish_launch(&claim(), &lti_core::contract::writes(&user))
         .await
         .expect("the user's single launch succeeds");
     // THEN both attempts carried one client request token
@@ -119,7 +128,7 @@ async fn after_a_conflict_cancellation_the_retry_is_a_new_transaction() {
     let (store, script) = store_with(vec![(400, conflict), (200, json!({}))]).await;
     let user = lti_core::contract::sample_user("https://lms.example", "u", 1_900_000_000);
     store
-        .finish_launch(&claim(), &user)
+        .finish_launch(&claim(), &lti_core::contract::writes(&user))
         .await
         .expect("succeeds on retry");
     let tokens = script.tokens.lock().expect("lock").clone();
@@ -128,4 +137,27 @@ async fn after_a_conflict_cancellation_the_retry_is_a_new_transaction() {
         tokens[0], tokens[1],
         "nothing was written: the next attempt is a new request"
     );
+}
+
+#[tokio::test]
+async fn a_conflict_on_the_courses_record_alone_retries_without_it() {
+    // GIVEN a concurrent launch from the same course holds the course's record: the
+    // transaction is cancelled with a conflict on that item only (index 3)
+    let conflict = json!({
+        "__type": CANCELED,
+        "message": "Transaction cancelled",
+        "CancellationReasons": [
+            {"Code": "None"}, {"Code": "None"}, {"Code": "None"},
+            {"Code": "TransactionConflict", "Message": "conflict"}, {"Code": "None"}
+        ]
+    });
+    let (store, script) = store_with(vec![(400, conflict), (200, json!({}))]).await;
+    let user = lti_core::contract::sample_user("https://lms.example", "u", 1_900_000_000);
+    // WHEN the launch is finished
+    store
+        .finish_launch(&claim(), &lti_core::contract::writes(&user))
+        .await
+        .expect("the launch succeeds");
+    // THEN the retry carried every item but the course's record
+    assert_eq!(*script.items.lock().expect("lock"), vec![5, 4]);
 }

@@ -6,6 +6,9 @@ use crate::keys::{KeySetCache, SharedKeySet};
 use crate::platform::{Deployment, LaunchProfile, Platform, PlatformStore};
 use crate::random::{Random, SystemRandom};
 use crate::services::keys::{ServiceKeyRecord, ServiceKeyStore};
+use crate::services::records::{
+    ContextRecord, LaunchRecord, LaunchWrites, LinkRecord, ServiceRecords,
+};
 use crate::state::{ConsumeError, LaunchStore, LoginState, StateClaim};
 use crate::user::{stable_user_id, UserRecord, UserStore};
 use std::sync::Arc;
@@ -242,15 +245,68 @@ fn claim(state: &LoginState, now: i64) -> StateClaim {
     }
 }
 
+/// What a launch of `user` writes: a fresh launch record (valid for an hour), and the
+/// records of course `course-1` and its resource link `link-1`.
+pub fn writes(user: &UserRecord) -> LaunchWrites {
+    let platform_id = uuid::Uuid::from_u128(7);
+    LaunchWrites {
+        user: user.clone(),
+        launch: LaunchRecord {
+            launch_id: unique("launch"),
+            platform_id,
+            issuer: user.issuer.clone(),
+            client_id: user.client_id.clone(),
+            deployment_id: "1".into(),
+            user_id: user.id.clone(),
+            sub: user.sub.clone(),
+            roles: vec![crate::launch::roles::RoleKind::Learner],
+            message_type: "LtiResourceLinkRequest".into(),
+            context_id: Some("course-1".into()),
+            resource_link_id: Some("link-1".into()),
+            ags: None,
+            nrps: None,
+            deep_linking: None,
+            created_at: user.last_seen_at,
+            expires_at: user.last_seen_at + 3600,
+        },
+        context: Some(ContextRecord {
+            platform_id,
+            context_id: "course-1".into(),
+            issuer: user.issuer.clone(),
+            client_id: user.client_id.clone(),
+            deployment_id: "1".into(),
+            title: Some("Course 1".into()),
+            lineitems: Some(format!("{}/course-1/lineitems", user.issuer)),
+            ags_scopes: vec!["https://purl.imsglobal.org/spec/lti-ags/scope/score".into()],
+            memberships_url: Some(format!("{}/course-1/members", user.issuer)),
+            updated_at: user.last_seen_at,
+        }),
+        link: Some(LinkRecord {
+            platform_id,
+            context_id: "course-1".into(),
+            resource_link_id: "link-1".into(),
+            lineitem: Some(format!("{}/course-1/lineitems/9", user.issuer)),
+            ags_scopes: vec![],
+            updated_at: user.last_seen_at,
+        }),
+    }
+}
+
 /// Runs every [`LaunchStore`] check; `users` reads back what launches wrote.
-pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn UserStore) {
+pub async fn launch_store_contract(
+    store: Arc<dyn LaunchStore>,
+    users: &dyn UserStore,
+    records: &dyn ServiceRecords,
+) {
     let issuer = format!("https://{}.example", unique("lms"));
     let user = sample_user(&issuer, &unique("sub"), NOW);
 
     // A state never issued.
     let never = login_state(&issuer, "a", NOW, 600);
     assert!(matches!(
-        store.finish_launch(&claim(&never, NOW), &user).await,
+        store
+            .finish_launch(&claim(&never, NOW), &writes(&user))
+            .await,
         Err(ConsumeError::Unknown)
     ));
 
@@ -262,7 +318,7 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
         "a state is never overwritten"
     );
     store
-        .finish_launch(&claim(&state, NOW + 5), &user)
+        .finish_launch(&claim(&state, NOW + 5), &writes(&user))
         .await
         .expect("first use succeeds");
     assert_eq!(
@@ -270,7 +326,9 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
         Some(user.clone())
     );
     assert!(matches!(
-        store.finish_launch(&claim(&state, NOW + 6), &user).await,
+        store
+            .finish_launch(&claim(&state, NOW + 6), &writes(&user))
+            .await,
         Err(ConsumeError::AlreadyUsed)
     ));
 
@@ -278,7 +336,9 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
     let old = login_state(&issuer, "a", NOW, 600);
     store.begin_login(&old).await.expect("begin");
     assert!(matches!(
-        store.finish_launch(&claim(&old, NOW + 600), &user).await,
+        store
+            .finish_launch(&claim(&old, NOW + 600), &writes(&user))
+            .await,
         Err(ConsumeError::Expired)
     ));
 
@@ -288,13 +348,13 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
     let mut wrong_nonce = claim(&fresh, NOW);
     wrong_nonce.nonce = "other".into();
     assert!(matches!(
-        store.finish_launch(&wrong_nonce, &user).await,
+        store.finish_launch(&wrong_nonce, &writes(&user)).await,
         Err(ConsumeError::NonceMismatch)
     ));
     let mut wrong_platform = claim(&fresh, NOW);
     wrong_platform.client_id = "b".into();
     assert!(matches!(
-        store.finish_launch(&wrong_platform, &user).await,
+        store.finish_launch(&wrong_platform, &writes(&user)).await,
         Err(ConsumeError::PlatformMismatch)
     ));
     // A later launch of the same user without name or email: the record mirrors what
@@ -309,7 +369,7 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
         ..user.clone()
     };
     store
-        .finish_launch(&claim(&fresh, NOW + 50), &anonymous)
+        .finish_launch(&claim(&fresh, NOW + 50), &writes(&anonymous))
         .await
         .expect("the refused attempts did not consume the state");
     let read = users.user(&user.id).await.expect("read").expect("exists");
@@ -331,7 +391,7 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
     let again = login_state(&issuer, "a", NOW, 600);
     store.begin_login(&again).await.expect("begin");
     store
-        .finish_launch(&claim(&again, NOW + 60), &other_scope)
+        .finish_launch(&claim(&again, NOW + 60), &writes(&other_scope))
         .await
         .expect("launch");
     let first = users.user(&user.id).await.expect("read").expect("exists");
@@ -350,7 +410,7 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
     let long_state = login_state(&issuer, "a", NOW, 600);
     store.begin_login(&long_state).await.expect("begin");
     store
-        .finish_launch(&claim(&long_state, NOW + 1), &long_sub)
+        .finish_launch(&claim(&long_state, NOW + 1), &writes(&long_sub))
         .await
         .expect("launch");
     assert_eq!(
@@ -366,9 +426,9 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
         let store = store.clone();
         let c = claim(&raced, NOW + 1);
         let u = user.clone();
-        tasks.push(tokio::spawn(
-            async move { store.finish_launch(&c, &u).await },
-        ));
+        tasks.push(tokio::spawn(async move {
+            store.finish_launch(&c, &writes(&u)).await
+        }));
     }
     let mut ok = 0;
     let mut replays = 0;
@@ -384,24 +444,105 @@ pub async fn launch_store_contract(store: Arc<dyn LaunchStore>, users: &dyn User
     // One-time ids of direct launches.
     let key = unique("jti");
     store
-        .record_once(&key, NOW + 60, NOW, &user)
+        .record_once(&key, NOW + 60, NOW, &writes(&user))
         .await
         .expect("first use");
     assert!(matches!(
-        store.record_once(&key, NOW + 60, NOW + 1, &user).await,
+        store
+            .record_once(&key, NOW + 60, NOW + 1, &writes(&user))
+            .await,
         Err(ConsumeError::AlreadyUsed)
     ));
     assert!(
         matches!(
-            store.record_once(&key, NOW + 60, NOW + 59, &user).await,
+            store
+                .record_once(&key, NOW + 60, NOW + 59, &writes(&user))
+                .await,
             Err(ConsumeError::AlreadyUsed)
         ),
         "kept while expires_at > now"
     );
     store
-        .record_once(&key, NOW + 200, NOW + 60, &user)
+        .record_once(&key, NOW + 200, NOW + 60, &writes(&user))
         .await
         .expect("usable again from expires_at on");
+
+    // What a launch records for the services, in the same atomic write.
+    let issuer2 = format!("https://{}.example", unique("lms"));
+    let learner = sample_user(&issuer2, "records-user", NOW);
+    let first = writes(&learner);
+    let state = login_state(&issuer2, "a", NOW, 600);
+    store.begin_login(&state).await.expect("begin");
+    store
+        .finish_launch(&claim(&state, NOW), &first)
+        .await
+        .expect("launch");
+    let id = &first.launch.launch_id;
+    assert_eq!(
+        records.launch_record(id, NOW + 3599).await.expect("read"),
+        Some(first.launch.clone()),
+        "the launch record is readable while the app token is valid"
+    );
+    assert!(
+        records
+            .launch_record(id, NOW + 3600)
+            .await
+            .expect("read")
+            .is_none(),
+        "and not after (TTL deletes late)"
+    );
+    let platform_id = first.launch.platform_id;
+    assert_eq!(
+        records
+            .context_record(platform_id, "course-1")
+            .await
+            .expect("read"),
+        first.context.clone()
+    );
+    assert_eq!(
+        records
+            .link_record(platform_id, "course-1", "link-1")
+            .await
+            .expect("read"),
+        first.link.clone()
+    );
+    // A refused launch writes none of it.
+    let mut refused = writes(&learner);
+    refused.context.as_mut().expect("context").title = Some("Renamed".into());
+    assert!(store
+        .finish_launch(&claim(&state, NOW + 1), &refused)
+        .await
+        .is_err());
+    assert!(records
+        .launch_record(&refused.launch.launch_id, NOW + 1)
+        .await
+        .expect("read")
+        .is_none());
+    assert_eq!(
+        records
+            .context_record(platform_id, "course-1")
+            .await
+            .expect("read")
+            .and_then(|c| c.title),
+        Some("Course 1".into())
+    );
+    // A later launch from the course updates what it says.
+    let later = login_state(&issuer2, "a", NOW, 600);
+    store.begin_login(&later).await.expect("begin");
+    let mut updated = writes(&learner);
+    updated.context.as_mut().expect("context").title = Some("Course 1, renamed".into());
+    store
+        .finish_launch(&claim(&later, NOW + 2), &updated)
+        .await
+        .expect("launch");
+    assert_eq!(
+        records
+            .context_record(platform_id, "course-1")
+            .await
+            .expect("read")
+            .and_then(|c| c.title),
+        Some("Course 1, renamed".into())
+    );
 }
 
 /// Runs every [`KeySetCache`] check.

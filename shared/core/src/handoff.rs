@@ -87,7 +87,11 @@ pub fn prepare(
         iat: now,
         nbf: now,
         exp: now.saturating_add(config.app_token_ttl),
-        jti: random.token(16),
+        jti: if context.launch_id.is_empty() {
+            random.token(16)
+        } else {
+            context.launch_id.clone()
+        },
         lti: context,
     };
     let claims = serde_json::to_value(&claims)

@@ -8,6 +8,9 @@ use crate::error::StoreError;
 use crate::keys::{KeySetCache, SharedKeySet};
 use crate::platform::{Deployment, Platform, PlatformStore, Saved};
 use crate::services::keys::{ServiceKeyRecord, ServiceKeyStore};
+use crate::services::records::{
+    ContextRecord, LaunchRecord, LaunchWrites, LinkRecord, ServiceRecords,
+};
 use crate::state::{refusal, ConsumeError, LaunchStore, LoginState, StateClaim, StoredState};
 use crate::user::{UserRecord, UserStore};
 use async_trait::async_trait;
@@ -24,6 +27,10 @@ pub struct Snapshot {
     pub users: Vec<UserRecord>,
     #[serde(default)]
     pub service_keys: Vec<ServiceKeyRecordStored>,
+    #[serde(default)]
+    pub contexts: Vec<ContextRecord>,
+    #[serde(default)]
+    pub links: Vec<LinkRecord>,
 }
 
 /// A service key as the dev server persists it (the hash included).
@@ -51,6 +58,10 @@ struct Inner {
     /// By stable user id.
     users: BTreeMap<String, UserRecord>,
     service_keys: BTreeMap<String, ServiceKeyRecord>,
+    /// Launch records by launch id (pruned when expired).
+    launches: HashMap<String, LaunchRecord>,
+    contexts: BTreeMap<(uuid::Uuid, String), ContextRecord>,
+    links: BTreeMap<(uuid::Uuid, String, String), LinkRecord>,
 }
 
 /// Every port in one process-local store.
@@ -91,6 +102,21 @@ impl MemoryStore {
             for u in snapshot.users {
                 inner.users.insert(u.id.clone(), u);
             }
+            for c in snapshot.contexts {
+                inner
+                    .contexts
+                    .insert((c.platform_id, c.context_id.clone()), c);
+            }
+            for l in snapshot.links {
+                inner.links.insert(
+                    (
+                        l.platform_id,
+                        l.context_id.clone(),
+                        l.resource_link_id.clone(),
+                    ),
+                    l,
+                );
+            }
             for k in snapshot.service_keys {
                 inner.service_keys.insert(
                     k.id.clone(),
@@ -114,6 +140,8 @@ impl MemoryStore {
             platforms: inner.platforms.values().cloned().collect(),
             deployments: inner.deployments.values().cloned().collect(),
             users: inner.users.values().cloned().collect(),
+            contexts: inner.contexts.values().cloned().collect(),
+            links: inner.links.values().cloned().collect(),
             service_keys: inner
                 .service_keys
                 .values()
@@ -135,6 +163,32 @@ impl MemoryStore {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Makes everything a launch writes (under the caller's lock).
+fn write_launch(inner: &mut Inner, writes: &LaunchWrites, now: i64) {
+    upsert_user(&mut inner.users, &writes.user);
+    if inner.launches.len() >= PRUNE_ABOVE {
+        inner.launches.retain(|_, l| l.expires_at > now);
+    }
+    inner
+        .launches
+        .insert(writes.launch.launch_id.clone(), writes.launch.clone());
+    if let Some(c) = &writes.context {
+        inner
+            .contexts
+            .insert((c.platform_id, c.context_id.clone()), c.clone());
+    }
+    if let Some(l) = &writes.link {
+        inner.links.insert(
+            (
+                l.platform_id,
+                l.context_id.clone(),
+                l.resource_link_id.clone(),
+            ),
+            l.clone(),
+        );
     }
 }
 
@@ -258,7 +312,7 @@ impl LaunchStore for MemoryStore {
     async fn finish_launch(
         &self,
         claim: &StateClaim,
-        user: &UserRecord,
+        writes: &LaunchWrites,
     ) -> Result<(), ConsumeError> {
         let mut inner = self.lock();
         let stored = inner
@@ -269,7 +323,7 @@ impl LaunchStore for MemoryStore {
             return Err(reason);
         }
         stored.consumed_at = Some(claim.now);
-        upsert_user(&mut inner.users, user);
+        write_launch(&mut inner, writes, claim.now);
         Ok(())
     }
 
@@ -278,7 +332,7 @@ impl LaunchStore for MemoryStore {
         key: &str,
         expires_at: i64,
         now: i64,
-        user: &UserRecord,
+        writes: &LaunchWrites,
     ) -> Result<(), ConsumeError> {
         let mut inner = self.lock();
         if inner.once.len() >= PRUNE_ABOVE {
@@ -288,8 +342,53 @@ impl LaunchStore for MemoryStore {
             return Err(ConsumeError::AlreadyUsed);
         }
         inner.once.insert(key.to_string(), expires_at);
-        upsert_user(&mut inner.users, user);
+        write_launch(&mut inner, writes, now);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ServiceRecords for MemoryStore {
+    async fn launch_record(
+        &self,
+        launch_id: &str,
+        now: i64,
+    ) -> Result<Option<LaunchRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .launches
+            .get(launch_id)
+            .filter(|l| l.expires_at > now)
+            .cloned())
+    }
+
+    async fn context_record(
+        &self,
+        platform_id: uuid::Uuid,
+        context_id: &str,
+    ) -> Result<Option<ContextRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .contexts
+            .get(&(platform_id, context_id.to_string()))
+            .cloned())
+    }
+
+    async fn link_record(
+        &self,
+        platform_id: uuid::Uuid,
+        context_id: &str,
+        resource_link_id: &str,
+    ) -> Result<Option<LinkRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .links
+            .get(&(
+                platform_id,
+                context_id.to_string(),
+                resource_link_id.to_string(),
+            ))
+            .cloned())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Login state and nonce: created at login initiation, consumed once at launch.
 
 use crate::error::StoreError;
-use crate::user::UserRecord;
+use crate::services::records::LaunchWrites;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -96,28 +96,29 @@ pub struct StoredState {
 ///
 /// The launch's hot path is one call, [`LaunchStore::finish_launch`]: it consumes the
 /// state (checking nonce, issuer, client_id, expiry and single use in one atomic
-/// condition) and creates or updates the user, all or nothing.
+/// condition) and writes everything the launch leaves behind — the user, the launch
+/// record, the course's and the resource link's services — all or nothing.
 #[async_trait]
 pub trait LaunchStore: Send + Sync {
     /// Stores a new login state. Fails if the state already exists.
     async fn begin_login(&self, state: &LoginState) -> Result<(), StoreError>;
 
-    /// Atomically consumes the state for `claim` and upserts `user`. Exactly one of
+    /// Atomically consumes the state for `claim` and makes `writes`. Exactly one of
     /// any number of concurrent calls with the same state succeeds.
     async fn finish_launch(
         &self,
         claim: &StateClaim,
-        user: &UserRecord,
+        writes: &LaunchWrites,
     ) -> Result<(), ConsumeError>;
 
     /// Records a one-time token id (nonce or jti of a direct launch) until `expires_at`.
     /// Fails with [`ConsumeError::AlreadyUsed`] if it is already recorded and unexpired,
-    /// and upserts `user` in the same atomic step.
+    /// and makes `writes` in the same atomic step.
     async fn record_once(
         &self,
         key: &str,
         expires_at: i64,
         now: i64,
-        user: &UserRecord,
+        writes: &LaunchWrites,
     ) -> Result<(), ConsumeError>;
 }

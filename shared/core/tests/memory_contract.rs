@@ -12,7 +12,7 @@ async fn the_memory_platform_store_meets_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_memory_launch_store_meets_the_contract() {
     let store = Arc::new(MemoryStore::new());
-    launch_store_contract(store.clone(), store.as_ref()).await;
+    launch_store_contract(store.clone(), store.as_ref(), store.as_ref()).await;
 }
 
 #[tokio::test]

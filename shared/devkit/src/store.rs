@@ -9,6 +9,10 @@ use async_trait::async_trait;
 use lti_core::error::StoreError;
 use lti_core::memory::{MemoryStore, Snapshot};
 use lti_core::platform::{Deployment, Platform, PlatformStore, Saved};
+use lti_core::services::keys::{ServiceKeyRecord, ServiceKeyStore};
+use lti_core::services::records::{
+    ContextRecord, LaunchRecord, LaunchWrites, LinkRecord, ServiceRecords,
+};
 use lti_core::state::{ConsumeError, LaunchStore, LoginState, StateClaim};
 use lti_core::user::{UserRecord, UserStore};
 use std::path::{Path, PathBuf};
@@ -172,9 +176,9 @@ impl LaunchStore for FileStore {
     async fn finish_launch(
         &self,
         claim: &StateClaim,
-        user: &UserRecord,
+        writes: &LaunchWrites,
     ) -> Result<(), ConsumeError> {
-        self.memory.finish_launch(claim, user).await?;
+        self.memory.finish_launch(claim, writes).await?;
         self.persist()?;
         Ok(())
     }
@@ -183,9 +187,11 @@ impl LaunchStore for FileStore {
         key: &str,
         expires_at: i64,
         now: i64,
-        user: &UserRecord,
+        writes: &LaunchWrites,
     ) -> Result<(), ConsumeError> {
-        self.memory.record_once(key, expires_at, now, user).await?;
+        self.memory
+            .record_once(key, expires_at, now, writes)
+            .await?;
         self.persist()?;
         Ok(())
     }
@@ -195,5 +201,55 @@ impl LaunchStore for FileStore {
 impl UserStore for FileStore {
     async fn user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
         self.memory.user(id).await
+    }
+}
+
+#[async_trait]
+impl ServiceRecords for FileStore {
+    async fn launch_record(
+        &self,
+        launch_id: &str,
+        now: i64,
+    ) -> Result<Option<LaunchRecord>, StoreError> {
+        self.memory.launch_record(launch_id, now).await
+    }
+    async fn context_record(
+        &self,
+        platform_id: uuid::Uuid,
+        context_id: &str,
+    ) -> Result<Option<ContextRecord>, StoreError> {
+        self.memory.context_record(platform_id, context_id).await
+    }
+    async fn link_record(
+        &self,
+        platform_id: uuid::Uuid,
+        context_id: &str,
+        resource_link_id: &str,
+    ) -> Result<Option<LinkRecord>, StoreError> {
+        self.memory
+            .link_record(platform_id, context_id, resource_link_id)
+            .await
+    }
+}
+
+#[async_trait]
+impl ServiceKeyStore for FileStore {
+    async fn create_service_key(&self, key: &ServiceKeyRecord) -> Result<(), StoreError> {
+        self.memory.create_service_key(key).await?;
+        self.persist()
+    }
+    async fn service_key(&self, id: &str) -> Result<Option<ServiceKeyRecord>, StoreError> {
+        self.memory.service_key(id).await
+    }
+    async fn list_service_keys(&self) -> Result<Vec<ServiceKeyRecord>, StoreError> {
+        self.memory.list_service_keys().await
+    }
+    async fn delete_service_key(&self, id: &str) -> Result<bool, StoreError> {
+        let deleted = self.memory.delete_service_key(id).await?;
+        self.persist()?;
+        Ok(deleted)
+    }
+    async fn touch_service_key(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        self.memory.touch_service_key(id, now).await
     }
 }

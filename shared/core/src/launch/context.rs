@@ -12,6 +12,10 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LaunchContext {
+    /// This launch's id: the app token's `jti`, and the compact reference a services
+    /// call may present instead of the whole app token.
+    #[serde(default)]
+    pub launch_id: String,
     /// `LtiResourceLinkRequest`, `LtiDeepLinkingRequest`…
     pub message_type: String,
     /// Always `1.3.0`.
@@ -632,6 +636,8 @@ pub(super) fn normalize(
         .unwrap_or(checked.platform_name);
 
     Ok(LaunchContext {
+        // Given by the launcher once the launch is validated.
+        launch_id: String::new(),
         message_type: checked.message_type,
         version: c::LTI_VERSION.into(),
         user,

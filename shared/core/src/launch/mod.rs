@@ -25,6 +25,7 @@ use crate::keys::{KeyError, PlatformKeys};
 use crate::limits;
 use crate::platform::{Deployment, LaunchProfile, Platform, PlatformStore};
 use crate::random::Random;
+use crate::services::records::LaunchWrites;
 use crate::signer::Signer;
 use crate::state::{ConsumeError, LaunchStore, StateClaim};
 use crate::user::UserRecord;
@@ -225,17 +226,11 @@ impl Launcher {
         }
         // 4–6. Registration, signature and claims.
         let now = self.clock.now();
-        let launch = self.validate(token, now).await?;
+        let mut launch = self.validate(token, now).await?;
         let nonce = launch.nonce.clone().ok_or(LaunchError::NonceMissing)?;
         // Everything that can fail before the hand-off is done before the state is
         // consumed, so a refused launch never uses up the user's login.
-        let prepared = handoff::prepare(
-            &self.config,
-            self.random.as_ref(),
-            &launch.context,
-            launch.platform.landing_url.as_deref(),
-            now,
-        )?;
+        let (prepared, writes) = self.prepare(&mut launch, now)?;
         // 7. Consume state and nonce once, atomically, with the user upsert.
         let claim = StateClaim {
             state: state.to_string(),
@@ -245,7 +240,7 @@ impl Launcher {
             now,
         };
         self.launches
-            .finish_launch(&claim, &launch.user)
+            .finish_launch(&claim, &writes)
             .await
             .map_err(|e| match e {
                 ConsumeError::Unknown => LaunchError::StateUnknown,
@@ -257,6 +252,34 @@ impl Launcher {
             })?;
         // 8. Hand the user off to the app.
         Ok(prepared.sign(self.signer.as_ref()).await?)
+    }
+
+    /// Gives the launch its id and prepares, before anything is consumed, the app token
+    /// and everything the launch writes (the user, the launch record, the course's and
+    /// the resource link's services).
+    fn prepare(
+        &self,
+        launch: &mut ValidatedLaunch,
+        now: i64,
+    ) -> Result<(handoff::Prepared, LaunchWrites), LaunchError> {
+        let launch_id = self.random.token(16);
+        launch.context.launch_id.clone_from(&launch_id);
+        let prepared = handoff::prepare(
+            &self.config,
+            self.random.as_ref(),
+            &launch.context,
+            launch.platform.landing_url.as_deref(),
+            now,
+        )?;
+        let writes = LaunchWrites::of(
+            &launch.platform,
+            &launch.context,
+            launch.user.clone(),
+            &launch_id,
+            now,
+            now.saturating_add(self.config.app_token_ttl),
+        );
+        Ok((prepared, writes))
     }
 
     /// Verifies an id_token and normalizes its claims; touches no state.
@@ -275,7 +298,7 @@ impl Launcher {
     /// time; the user lands by redirect, the app token in the URL fragment.
     pub async fn launch_direct(&self, token: &str) -> Result<Handoff, LaunchError> {
         let now = self.clock.now();
-        let launch = self.validate_direct(token, now).await?;
+        let mut launch = self.validate_direct(token, now).await?;
         let once = match (&launch.nonce, &launch.jti) {
             (Some(nonce), _) => format!("nonce:{nonce}"),
             (None, Some(jti)) => format!("jti:{jti}"),
@@ -283,15 +306,9 @@ impl Launcher {
         };
         // A fixed-size key whatever the token carries (a 2 KB jti is no store error).
         let key = token_hash(&format!("{}\n{}", launch.platform.issuer, once));
-        let prepared = handoff::prepare(
-            &self.config,
-            self.random.as_ref(),
-            &launch.context,
-            launch.platform.landing_url.as_deref(),
-            now,
-        )?;
+        let (prepared, writes) = self.prepare(&mut launch, now)?;
         self.launches
-            .record_once(&key, once_record_until(launch.exp, now), now, &launch.user)
+            .record_once(&key, once_record_until(launch.exp, now), now, &writes)
             .await
             .map_err(|e| match e {
                 ConsumeError::Store(e) => LaunchError::Store(e),
