@@ -23,6 +23,7 @@ pub mod platform_cache;
 pub mod random;
 pub mod signer;
 pub mod state;
+pub mod url_policy;
 pub mod user;
 
 #[cfg(feature = "contract")]

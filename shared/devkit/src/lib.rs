@@ -101,6 +101,9 @@ impl DevServer {
                 "LTI_BASE_URL" => Some(base_url.clone()),
                 "LTI_APP_LANDING_URL" => Some(format!("{base_url}/app")),
                 "LTI_ADMIN_TOKEN" => Some(admin_token.clone()),
+                // The dev server is a developer's own machine: its demo platform and
+                // the LMSs people try against it run on 127.0.0.1.
+                "LTI_INSECURE_ALLOW_LOOPBACK_URLS" => Some("true".into()),
                 other => std::env::var(other).ok(),
             })
             .map_err(|e| DevError::Setup(e.to_string()))?,
@@ -122,6 +125,7 @@ impl DevServer {
         register_demo_platform(
             store.as_ref(),
             &platform,
+            &config,
             &format!("{base_url}/app"),
             options.clock.now(),
         )
@@ -253,6 +257,7 @@ impl DevServer {
 async fn register_demo_platform(
     store: &FileStore,
     platform: &DemoPlatform,
+    config: &ToolConfig,
     app_url: &str,
     now: i64,
 ) -> Result<(), DevError> {
@@ -269,7 +274,7 @@ async fn register_demo_platform(
         landing_url: Some(app_url.to_string()),
         ..Default::default()
     }
-    .validate(now)
+    .validate(now, config)
     .map_err(|e| DevError::Setup(e.to_string()))?;
     store
         .save_platform(direct.platform)
@@ -285,7 +290,7 @@ async fn register_demo_platform(
         ..Default::default()
     };
     let registration = input
-        .validate(now)
+        .validate(now, config)
         .map_err(|e| DevError::Setup(e.to_string()))?;
     store
         .save_platform(registration.platform)
