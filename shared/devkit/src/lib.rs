@@ -131,7 +131,8 @@ impl DevServer {
         )
         .await?;
 
-        let fetcher = HttpKeySetFetcher::new().map_err(|e| DevError::Setup(e.to_string()))?;
+        let fetcher = HttpKeySetFetcher::new(config.url_policy())
+            .map_err(|e| DevError::Setup(e.to_string()))?;
         let signer: Arc<LocalRsaSigner> = Arc::new(tool_key);
         let random: Arc<dyn Random> = Arc::new(SystemRandom);
         let tool = ToolRouter {
