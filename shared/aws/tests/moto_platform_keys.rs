@@ -187,3 +187,55 @@ async fn items_of_the_earlier_format_are_not_read() {
         .expect("put");
     assert!(store.get(url, now).await.is_none());
 }
+
+#[tokio::test]
+#[ignore = "needs a moto server: tests/run.sh starts one"]
+async fn the_services_function_refuses_loopback_platform_urls_unless_opted_in() {
+    let clients = common::moto(None).await;
+    let table = common::fresh_table(&clients).await;
+    let admin = "moto-admin-token-0123456789abcdef0123456789";
+    let register = |opt_in: Option<&'static str>| {
+        let var = common::lookup(&[
+            (
+                "LTI_BASE_URL",
+                "https://abc123.execute-api.us-east-1.amazonaws.com",
+            ),
+            ("LTI_APP_LANDING_URL", "https://app.example/landing"),
+            ("LTI_TABLE_NAME", table.as_str()),
+            ("LTI_ADMIN_TOKEN", admin),
+            ("LTI_INSECURE_ALLOW_LOOPBACK_URLS", opt_in.unwrap_or("")),
+        ]);
+        let function = lti_aws::functions::services(&clients, &var);
+        async move {
+            let request = http::Request::builder()
+                .method("POST")
+                .uri("https://abc123.execute-api.us-east-1.amazonaws.com/admin/platforms")
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {admin}"))
+                .body(bytes::Bytes::from(
+                    json!({
+                        "issuer": "https://lms.example.edu", "clientId": "c1", "name": "LMS",
+                        "authLoginUrl": "https://lms.example.edu/auth",
+                        "authTokenUrl": "https://lms.example.edu/token",
+                        "keysetUrl": "http://127.0.0.1:8080/jwks"
+                    })
+                    .to_string(),
+                ))
+                .expect("request");
+            let response = function.serve(request, |h, r| h.handle(r)).await;
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body()).unwrap_or_default();
+            (response.status().as_u16(), body)
+        }
+    };
+    let (status, body) = register(None).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "ADMIN_INVALID_PLATFORM");
+    assert_eq!(body["error"]["fields"][0]["field"], "keysetUrl");
+    assert!(body["error"]["fields"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("LTI_INSECURE_ALLOW_LOOPBACK_URLS"));
+    let (status, body) = register(Some("true")).await;
+    assert_eq!(status, 201, "{body}");
+}

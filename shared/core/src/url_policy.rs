@@ -216,6 +216,9 @@ mod tests {
             "https://169.254.169.254/latest/meta-data/",
             "http://169.254.169.254/",
             "https://2852039166/", // 169.254.169.254 as one number
+            "https://169.254.169.254./",
+            "https://0251.0376.0251.0376/", // octal
+            "https://169.254.43518/",
             "https://0xa9.0xfe.0xa9.0xfe/",
             "https://10.0.0.1/jwks",
             "https://172.16.0.1/jwks",
