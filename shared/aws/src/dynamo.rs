@@ -8,7 +8,7 @@
 //! | login state + nonce | `STATE#<state>` | `STATE` |
 //! | one-time token id (direct launch) | `ONCE#<id>` | `ONCE` |
 //! | user | `USER#<stable user id>` | `USER` |
-//! | platform JWKS shared by instances | `JWKS#<url>` | `JWKS` |
+//! | platform JWKS shared by instances | `JWKS#<url>` | `JWKS#v2` |
 //! | service key (hash, never the key) | `SKEY#<id>` | `SKEY` |
 //! | launch record (services' compact reference) | `LAUNCH#<launch id>` | `LAUNCH` |
 //! | a course's services | `CTX#<registration id>#<context id>` | `CTX` |
@@ -893,16 +893,28 @@ impl DynamoStore {
     }
 }
 
+/// The key of a JWKS document in the shared cache. The sort key is `JWKS#v2`: these
+/// items keep `fresh_until` apart from `expires_at` (the end of the stale window), and
+/// instances running the earlier format (sort key `JWKS`, where `expires_at` was the
+/// lifetime) must not read them as fresh.
+fn jwks_key(url: &str) -> (AttributeValue, AttributeValue) {
+    (s(format!("JWKS#{}", key_part(url))), s("JWKS#v2"))
+}
+
 #[async_trait]
 impl KeySetCache for DynamoStore {
     async fn get(&self, url: &str, now: i64) -> Option<SharedKeySet> {
-        let key = (s(format!("JWKS#{}", key_part(url))), s("JWKS"));
-        match self.get(key, false).await {
+        match self.get(jwks_key(url), false).await {
             Ok(item) => {
                 let item = item?;
-                let fresh_until = get_n(&item, "expires_at")?;
+                let stale_until = get_n(&item, "expires_at")?;
+                let fresh_until = get_n(&item, "fresh_until")?.min(stale_until);
                 let body = item.get("body")?.as_b().ok()?.as_ref().to_vec();
-                (fresh_until > now).then_some(SharedKeySet { body, fresh_until })
+                (stale_until > now).then_some(SharedKeySet {
+                    body,
+                    fresh_until,
+                    stale_until,
+                })
             }
             Err(e) => {
                 tracing::warn!(error = %e, "platform key cache unavailable");
@@ -912,22 +924,40 @@ impl KeySetCache for DynamoStore {
     }
 
     async fn put(&self, url: &str, set: SharedKeySet) {
+        let (pk, sk) = jwks_key(url);
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("JWKS#{}", key_part(url))))
-            .item("sk", s("JWKS"))
+            .item("pk", pk)
+            .item("sk", sk)
             .item("entity", s("jwks"))
             .item(
                 "body",
                 AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(set.body)),
             )
-            .item("expires_at", n(set.fresh_until))
+            .item("fresh_until", n(set.fresh_until))
+            // TTL: the item may go once it cannot be served even stale.
+            .item("expires_at", n(set.stale_until.max(set.fresh_until)))
             .send()
             .await;
         if let Err(e) = result {
             tracing::warn!(error = %unavailable("PutItem", e), "platform key cache not written");
+        }
+    }
+
+    async fn forget(&self, url: &str) {
+        let (pk, sk) = jwks_key(url);
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", pk)
+            .key("sk", sk)
+            .send()
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %unavailable("DeleteItem", e), "platform key cache entry not removed");
         }
     }
 }

@@ -114,7 +114,7 @@ pub fn launch(clients: &Clients, var: Lookup<'_>) -> Function<LaunchHandler> {
         let config = Arc::new(ToolConfig::from_lookup(var)?);
         let aws = AwsConfig::from_lookup(var)?;
         let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), aws.table));
-        let fetcher = HttpKeySetFetcher::new().map_err(|e| ConfigError {
+        let fetcher = HttpKeySetFetcher::new(config.url_policy()).map_err(|e| ConfigError {
             variable: "(http client)",
             problem: e.to_string(),
         })?;

@@ -57,6 +57,8 @@ async fn stack() -> Stack {
         ("LTI_TABLE_NAME", table.as_str()),
         ("LTI_KMS_KEY_ID", key.as_str()),
         ("LTI_ADMIN_TOKEN", ADMIN),
+        // The platform's JWKS is served on 127.0.0.1 by the test.
+        ("LTI_INSECURE_ALLOW_LOOPBACK_URLS", "true"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

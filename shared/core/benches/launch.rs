@@ -30,6 +30,7 @@ impl KeySetFetcher for Jwks {
         Ok(FetchedKeySet {
             body: serde_json::to_vec(&json!({ "keys": [self.0] })).expect("json"),
             max_age: Some(86_400),
+            ..Default::default()
         })
     }
 }

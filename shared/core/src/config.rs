@@ -4,6 +4,7 @@
 //! then answer every request with 503 and that sentence instead of panicking.
 
 use crate::error::{ErrorKind, Problem, Secret};
+use crate::url_policy::UrlPolicy;
 use url::Url;
 
 /// Paths of the tool's endpoints, relative to [`ToolConfig::base_url`].
@@ -52,6 +53,10 @@ pub struct ToolConfig {
     pub state_ttl: i64,
     /// Bearer token for the admin API; `None` disables it.
     pub admin_token: Option<Secret>,
+    /// Platform URLs on loopback hosts (127.0.0.1, ::1, localhost) are accepted and
+    /// fetched: always on the dev server; on Lambda only with the explicit opt-in
+    /// `LTI_INSECURE_ALLOW_LOOPBACK_URLS=true` (local end-to-end runs).
+    pub insecure_allow_loopback_urls: bool,
 }
 
 /// A configuration variable is missing or invalid.
@@ -114,6 +119,7 @@ impl ToolConfig {
     /// | `LTI_APP_TOKEN_TTL_SECONDS` | app token lifetime | 3600 |
     /// | `LTI_STATE_TTL_SECONDS` | login state lifetime | 600 |
     /// | `LTI_ADMIN_TOKEN` | admin API bearer token (≥ 32 chars) | admin API off |
+    /// | `LTI_INSECURE_ALLOW_LOOPBACK_URLS` | `true` accepts loopback platform URLs | `false` |
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let mut base_url = parse_url(
@@ -174,6 +180,19 @@ impl ToolConfig {
                 ))
             }
         };
+        let insecure_allow_loopback_urls = match get("LTI_INSECURE_ALLOW_LOOPBACK_URLS")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(invalid(
+                    "LTI_INSECURE_ALLOW_LOOPBACK_URLS",
+                    "must be true or false",
+                ))
+            }
+        };
         Ok(Self {
             base_url,
             app_landing_url,
@@ -183,6 +202,7 @@ impl ToolConfig {
             app_token_ttl,
             state_ttl,
             admin_token,
+            insecure_allow_loopback_urls,
         })
     }
 
@@ -215,6 +235,11 @@ impl ToolConfig {
                 .path()
                 .strip_prefix(base)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
+    /// The rules for platform URLs: at registration and for every URL the tool fetches.
+    pub fn url_policy(&self) -> UrlPolicy {
+        UrlPolicy::new(self.insecure_allow_loopback_urls)
     }
 
     /// True when `url` is on one of the allowed app origins or the landing URL's origin.
@@ -277,6 +302,23 @@ mod tests {
             vec!["https://a.example", "https://b.example:8443"]
         );
         assert!(config.admin_token.is_none());
+        assert!(!config.insecure_allow_loopback_urls, "loopback is opt-in");
+        assert!(!config.url_policy().allows_loopback());
+    }
+
+    #[test]
+    fn loopback_platform_urls_are_an_explicit_opt_in() {
+        let with = |value: &str| {
+            ToolConfig::from_lookup(lookup(&[
+                ("LTI_BASE_URL", "https://tool.example"),
+                ("LTI_APP_LANDING_URL", "https://app.example/lti"),
+                ("LTI_INSECURE_ALLOW_LOOPBACK_URLS", value),
+            ]))
+        };
+        assert!(with("true").expect("valid").url_policy().allows_loopback());
+        assert!(!with("false").expect("valid").url_policy().allows_loopback());
+        let err = with("yes").expect_err("must fail");
+        assert_eq!(err.variable, "LTI_INSECURE_ALLOW_LOOPBACK_URLS");
     }
 
     #[test]

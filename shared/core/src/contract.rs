@@ -552,16 +552,23 @@ pub async fn key_set_cache_contract(cache: &dyn KeySetCache) {
     let set = SharedKeySet {
         body: br#"{"keys":[]}"#.to_vec(),
         fresh_until: NOW + 300,
+        stale_until: NOW + 300 + 3600,
     };
     cache.put(&url, set.clone()).await;
-    assert_eq!(cache.get(&url, NOW + 299).await, Some(set));
+    assert_eq!(cache.get(&url, NOW + 299).await, Some(set.clone()));
+    assert_eq!(
+        cache.get(&url, NOW + 300 + 3599).await,
+        Some(set),
+        "a document past its lifetime is returned within its stale window"
+    );
     assert!(
-        cache.get(&url, NOW + 300).await.is_none(),
-        "stale documents are not returned"
+        cache.get(&url, NOW + 300 + 3600).await.is_none(),
+        "a document past its stale window is not returned"
     );
     let newer = SharedKeySet {
         body: br#"{"keys":[{"kid":"2"}]}"#.to_vec(),
         fresh_until: NOW + 900,
+        stale_until: NOW + 900,
     };
     cache.put(&url, newer.clone()).await;
     assert_eq!(
@@ -569,6 +576,16 @@ pub async fn key_set_cache_contract(cache: &dyn KeySetCache) {
         Some(newer),
         "a refetch replaces it"
     );
+    assert!(
+        cache.get(&url, NOW + 900).await.is_none(),
+        "no stale window: gone at its lifetime"
+    );
+    cache.forget(&url).await;
+    assert!(
+        cache.get(&url, NOW + 400).await.is_none(),
+        "a forgotten document is gone"
+    );
+    cache.forget(&url).await;
 }
 
 /// Runs every [`ServiceKeyStore`] check.

@@ -25,6 +25,7 @@ pub mod random;
 pub mod services;
 pub mod signer;
 pub mod state;
+pub mod url_policy;
 pub mod user;
 
 #[cfg(feature = "contract")]

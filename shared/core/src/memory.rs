@@ -405,11 +405,14 @@ impl KeySetCache for MemoryStore {
         self.lock()
             .key_sets
             .get(url)
-            .filter(|s| s.fresh_until > now)
+            .filter(|s| s.stale_until > now)
             .cloned()
     }
     async fn put(&self, url: &str, set: SharedKeySet) {
         self.lock().key_sets.insert(url.to_string(), set);
+    }
+    async fn forget(&self, url: &str) {
+        self.lock().key_sets.remove(url);
     }
 }
 

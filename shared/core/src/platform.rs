@@ -1,5 +1,6 @@
 //! Platform registrations (an LMS the tool trusts) and their deployments.
 
+use crate::config::ToolConfig;
 use crate::error::{ErrorKind, Problem, StoreError};
 use crate::limits;
 use async_trait::async_trait;
@@ -181,32 +182,25 @@ impl Problem for InvalidPlatform {
     }
 }
 
-/// True for hosts where plain http is acceptable (a developer's own machine).
-pub fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
+pub use crate::url_policy::is_loopback_host;
 
-/// Checks that `value` is an https URL (http only on loopback hosts).
-pub fn check_endpoint_url(value: &str) -> Result<Url, String> {
+/// A landing URL receives app tokens: it must be an absolute URL without credentials
+/// or fragment on the app's origin or one of `LTI_ALLOWED_APP_ORIGINS`.
+fn check_landing_url(value: &str, config: &ToolConfig) -> Result<(), String> {
     let url = Url::parse(value).map_err(|_| "must be an absolute URL".to_string())?;
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback_host(&url) => {}
-        "http" => return Err("must use https".into()),
-        _ => return Err("must be an https URL".into()),
-    }
-    if url.host_str().is_none() {
-        return Err("must have a host".into());
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain a user name or password".into());
     }
     if url.fragment().is_some() {
         return Err("must not have a fragment".into());
     }
-    Ok(url)
+    if !config.is_app_url(&url) {
+        return Err(
+            "must be on the app's origin (LTI_APP_LANDING_URL) or one of LTI_ALLOWED_APP_ORIGINS"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// A validated registration request.
@@ -220,7 +214,18 @@ pub struct PlatformRegistration {
 
 impl PlatformInput {
     /// Validates every field and builds the platform to save, stamped `now`.
-    pub fn validate(self, now: i64) -> Result<PlatformRegistration, InvalidPlatform> {
+    ///
+    /// Every platform URL must pass the tool's URL rules ([`ToolConfig::url_policy`]:
+    /// https, no credentials, no private or link-local address, loopback only where
+    /// allowed); a `landingUrl` receives app tokens, so it must be on the app's origin
+    /// or an allowed app origin ([`ToolConfig::is_app_url`]).
+    pub fn validate(
+        self,
+        now: i64,
+        config: &ToolConfig,
+    ) -> Result<PlatformRegistration, InvalidPlatform> {
+        let policy = config.url_policy();
+        let check_endpoint_url = |value: &str| policy.check_str(value).map(|_| ());
         let mut errors = Vec::new();
         let mut required = |field: &'static str, value: Option<String>, url: bool| -> String {
             let value = value.map(|v| v.trim().to_string()).unwrap_or_default();
@@ -263,7 +268,18 @@ impl PlatformInput {
         };
         let ags_endpoint = optional_url("agsEndpoint", self.ags_endpoint);
         let nrps_endpoint = optional_url("nrpsEndpoint", self.nrps_endpoint);
-        let landing_url = optional_url("landingUrl", self.landing_url);
+        let landing_url = self
+            .landing_url
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
+        if let Some(value) = &landing_url {
+            if let Err(message) = check_landing_url(value, config) {
+                errors.push(FieldError {
+                    field: "landingUrl",
+                    message,
+                });
+            }
+        }
         let token_audience = self
             .token_audience
             .map(|v| v.trim().to_string())
@@ -320,6 +336,36 @@ impl PlatformInput {
 mod tests {
     use super::*;
 
+    fn config(loopback: bool) -> ToolConfig {
+        ToolConfig::from_lookup(|name| match name {
+            "LTI_BASE_URL" => Some("https://tool.example".into()),
+            "LTI_APP_LANDING_URL" => Some("https://app.example/landing".into()),
+            "LTI_ALLOWED_APP_ORIGINS" => Some("https://other-app.example".into()),
+            "LTI_INSECURE_ALLOW_LOOPBACK_URLS" => Some(loopback.to_string()),
+            _ => None,
+        })
+        .expect("config")
+    }
+
+    fn valid() -> PlatformInput {
+        PlatformInput {
+            issuer: Some("https://lms.example.edu".into()),
+            client_id: Some("c1".into()),
+            name: Some("LMS".into()),
+            auth_login_url: Some("https://lms.example.edu/auth".into()),
+            auth_token_url: Some("https://lms.example.edu/token".into()),
+            keyset_url: Some("https://lms.example.edu/jwks".into()),
+            ..Default::default()
+        }
+    }
+
+    fn refused_fields(input: PlatformInput, loopback: bool) -> Vec<(&'static str, String)> {
+        let err = input
+            .validate(0, &config(loopback))
+            .expect_err("must be refused");
+        err.0.into_iter().map(|f| (f.field, f.message)).collect()
+    }
+
     #[test]
     fn every_invalid_field_is_listed() {
         let input = PlatformInput {
@@ -327,7 +373,7 @@ mod tests {
             auth_login_url: Some("http://lms.example.edu/auth".into()),
             ..Default::default()
         };
-        let err = input.validate(0).expect_err("invalid");
+        let err = input.validate(0, &config(false)).expect_err("invalid");
         let fields: Vec<_> = err.0.iter().map(|f| f.field).collect();
         assert_eq!(
             fields,
@@ -344,9 +390,77 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_is_accepted_on_loopback_only() {
-        assert!(check_endpoint_url("http://127.0.0.1:3000/platform").is_ok());
-        assert!(check_endpoint_url("http://localhost/x").is_ok());
-        assert!(check_endpoint_url("http://lms.example.edu/x").is_err());
+    fn plain_http_is_accepted_on_loopback_only_and_loopback_only_when_allowed() {
+        let local = PlatformInput {
+            issuer: Some("http://127.0.0.1:3000/platform".into()),
+            auth_login_url: Some("http://localhost:3000/auth".into()),
+            keyset_url: Some("http://127.0.0.1:3000/jwks".into()),
+            ..valid()
+        };
+        assert!(local.clone().validate(0, &config(true)).is_ok());
+        let fields: Vec<_> = refused_fields(local, false)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(fields, vec!["issuer", "authLoginUrl", "keysetUrl"]);
+        let http = PlatformInput {
+            keyset_url: Some("http://lms.example.edu/jwks".into()),
+            ..valid()
+        };
+        assert_eq!(
+            refused_fields(http, true),
+            vec![("keysetUrl", "must use https".to_string())]
+        );
+    }
+
+    #[test]
+    fn internal_addresses_credentials_and_foreign_landing_urls_are_refused_together() {
+        let input = PlatformInput {
+            keyset_url: Some("https://169.254.169.254/latest/meta-data/".into()),
+            auth_token_url: Some("https://10.0.0.1/token".into()),
+            auth_login_url: Some("https://admin:secret@lms.example.edu/auth".into()),
+            nrps_endpoint: Some("https://[::ffff:192.168.0.1]/nrps".into()),
+            launch_profile: Some(LaunchProfile::Direct),
+            audience: Some("aud".into()),
+            landing_url: Some("https://evil.example/steal".into()),
+            ..valid()
+        };
+        let fields = refused_fields(input, true);
+        let names: Vec<_> = fields.iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            names,
+            vec![
+                "authLoginUrl",
+                "authTokenUrl",
+                "keysetUrl",
+                "nrpsEndpoint",
+                "landingUrl"
+            ]
+        );
+        assert!(fields[0].1.contains("user name or password"));
+        assert!(fields[2].1.contains("non-public"));
+        assert!(fields[4].1.contains("LTI_ALLOWED_APP_ORIGINS"));
+    }
+
+    #[test]
+    fn a_landing_url_on_the_app_or_an_allowed_origin_is_accepted() {
+        for landing in [
+            "https://app.example/tb",
+            "https://other-app.example/landing?x=1",
+        ] {
+            let input = PlatformInput {
+                launch_profile: Some(LaunchProfile::Direct),
+                audience: Some("aud".into()),
+                landing_url: Some(landing.into()),
+                ..valid()
+            };
+            let saved = input.validate(0, &config(false)).expect(landing);
+            assert_eq!(saved.platform.landing_url.as_deref(), Some(landing));
+        }
+        let credentials = PlatformInput {
+            landing_url: Some("https://u:p@app.example/tb".into()),
+            ..valid()
+        };
+        assert_eq!(refused_fields(credentials, false)[0].0, "landingUrl");
     }
 }

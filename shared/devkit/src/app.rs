@@ -110,7 +110,10 @@ impl DemoApp {
             .await
             .map_err(|e| e.to_string())?;
         let keys = parse_jwks(&fetched.body)?;
-        let key: &DecodingKey = keys.get(&kid).ok_or("the tool does not publish this kid")?;
+        let key: &DecodingKey = keys
+            .get(&kid)
+            .and_then(|candidates| candidates.first())
+            .ok_or("the tool does not publish this kid")?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_audience(&[&self.audience]);
         validation.set_issuer(&[&self.tool_issuer]);

@@ -109,6 +109,9 @@ impl DevServer {
                 "LTI_BASE_URL" => Some(base_url.clone()),
                 "LTI_APP_LANDING_URL" => Some(format!("{base_url}/app")),
                 "LTI_ADMIN_TOKEN" => Some(admin_token.clone()),
+                // The dev server is a developer's own machine: its demo platform and
+                // the LMSs people try against it run on 127.0.0.1.
+                "LTI_INSECURE_ALLOW_LOOPBACK_URLS" => Some("true".into()),
                 other => options
                     .settings
                     .iter()
@@ -135,12 +138,14 @@ impl DevServer {
         register_demo_platform(
             store.as_ref(),
             &platform,
+            &config,
             &format!("{base_url}/app"),
             options.clock.now(),
         )
         .await?;
 
-        let fetcher = HttpKeySetFetcher::new().map_err(|e| DevError::Setup(e.to_string()))?;
+        let fetcher = HttpKeySetFetcher::new(config.url_policy())
+            .map_err(|e| DevError::Setup(e.to_string()))?;
         let signer: Arc<LocalRsaSigner> = Arc::new(tool_key);
         let random: Arc<dyn Random> = Arc::new(SystemRandom);
         let tool = ToolRouter {
@@ -266,6 +271,7 @@ impl DevServer {
 async fn register_demo_platform(
     store: &FileStore,
     platform: &DemoPlatform,
+    config: &ToolConfig,
     app_url: &str,
     now: i64,
 ) -> Result<(), DevError> {
@@ -282,7 +288,7 @@ async fn register_demo_platform(
         landing_url: Some(app_url.to_string()),
         ..Default::default()
     }
-    .validate(now)
+    .validate(now, config)
     .map_err(|e| DevError::Setup(e.to_string()))?;
     store
         .save_platform(direct.platform)
@@ -298,7 +304,7 @@ async fn register_demo_platform(
         ..Default::default()
     };
     let registration = input
-        .validate(now)
+        .validate(now, config)
         .map_err(|e| DevError::Setup(e.to_string()))?;
     store
         .save_platform(registration.platform)

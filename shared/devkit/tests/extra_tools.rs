@@ -96,7 +96,7 @@ impl Harness {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_audience(&[audience]);
         validation.set_issuer(&[self.url("/platform")]);
-        jsonwebtoken::decode::<Value>(id_token, keys.get(&kid).expect("key"), &validation)
+        jsonwebtoken::decode::<Value>(id_token, &keys[&kid][0], &validation)
             .expect("a valid id_token")
             .claims
     }

@@ -74,7 +74,7 @@ async fn make_router(config: ToolConfig) -> (ToolRouter, Arc<MemoryStore>) {
                 platforms: store.clone(),
                 launches: store.clone(),
                 keys: Arc::new(PlatformKeys::new(Arc::new(
-                    HttpKeySetFetcher::new().expect("client"),
+                    HttpKeySetFetcher::new(config.url_policy()).expect("client"),
                 ))),
                 signer: key(),
                 clock: clock.clone(),

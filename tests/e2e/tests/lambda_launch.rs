@@ -46,7 +46,10 @@ async fn a_launch_through_the_lambda_binaries_lands_in_the_app_and_consumes_the_
         jwks_url: format!("{base}/.well-known/jwks.json"),
         tool_issuer: base.clone(),
         audience: base.clone(),
-        fetcher: lti_http::fetch::HttpKeySetFetcher::new().expect("client"),
+        fetcher: lti_http::fetch::HttpKeySetFetcher::new(
+            lti_core::url_policy::UrlPolicy::ALLOW_LOOPBACK,
+        )
+        .expect("client"),
     };
     let _gateway = lti_e2e::serve(listener, lambda_url, platform.clone(), app);
 

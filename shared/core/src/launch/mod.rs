@@ -412,10 +412,10 @@ impl Launcher {
             Profile::Direct => self.direct_registration(&issuer, &audiences).await?,
         };
 
-        // RS256 signature with the platform's key for this kid.
-        let key = self
+        // RS256 signature with the platform's keys for this kid (a kid may name several).
+        let keys = self
             .keys
-            .key(&platform.keyset_url, &kid, now)
+            .keys(&platform.keyset_url, &kid, now)
             .await
             .map_err(|e| match e {
                 KeyError::UnknownKid => LaunchError::KidUnknown,
@@ -427,15 +427,26 @@ impl Launcher {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => LaunchError::SignatureInvalid,
-                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
-                    LaunchError::AlgUnsupported("another algorithm".into())
-                }
-                _ => LaunchError::NotAJwt,
-            })?
-            .claims;
+        let mut verified = Err(LaunchError::SignatureInvalid);
+        for key in &keys {
+            verified =
+                jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(|e| {
+                    match e.kind() {
+                        jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                            LaunchError::SignatureInvalid
+                        }
+                        jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
+                            LaunchError::AlgUnsupported("another algorithm".into())
+                        }
+                        _ => LaunchError::NotAJwt,
+                    }
+                });
+            // Only a bad signature is worth trying the next key for.
+            if !matches!(verified, Err(LaunchError::SignatureInvalid)) {
+                break;
+            }
+        }
+        let claims = verified?.claims;
         self.check_times(&claims, now)?;
         Ok((platform, claims))
     }

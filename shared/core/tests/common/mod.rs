@@ -66,7 +66,7 @@ impl KeySetFetcher for StaticJwks {
         let keys = self.keys.lock().expect("lock").clone();
         Ok(FetchedKeySet {
             body: serde_json::to_vec(&json!({ "keys": keys })).expect("json"),
-            max_age: None,
+            ..Default::default()
         })
     }
 }

@@ -1,7 +1,8 @@
 //! A scripted LMS for HTTP-level tests against a running dev server: its own RSA keys,
 //! a JWKS endpoint on 127.0.0.1 whose body and headers a test controls (and which
-//! counts the requests it gets), registration through the admin API, and launches with
-//! any claims — through the real login (state, nonce, cookies) or posted directly.
+//! counts the requests it gets), a `/moved` endpoint that redirects wherever a test
+//! says, registration through the admin API, and launches with any claims — through
+//! the real login (state, nonce, cookies) or posted directly.
 #![allow(dead_code)]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex};
 pub struct JwksReply {
     pub status: u16,
     pub body: Vec<u8>,
-    /// Extra headers, e.g. `("cache-control", "no-store")`.
+    /// Extra headers, e.g. `("cache-control", "no-store")`; a name may repeat.
     pub headers: Vec<(String, String)>,
 }
 
@@ -24,6 +25,27 @@ pub struct JwksReply {
 struct Served {
     reply: Mutex<Option<JwksReply>>,
     hits: AtomicUsize,
+    /// Where `/moved` redirects to (302), if set.
+    redirect: Mutex<Option<String>>,
+    redirect_hits: AtomicUsize,
+}
+
+/// `/moved`: a 302 to the location the test set, or 404.
+async fn moved(served: Arc<Served>) -> axum::response::Response {
+    served.redirect_hits.fetch_add(1, Ordering::SeqCst);
+    let target = served.redirect.lock().expect("lock").clone();
+    let mut response = axum::response::Response::new(axum::body::Body::empty());
+    match target {
+        Some(location) => {
+            *response.status_mut() = http::StatusCode::FOUND;
+            response.headers_mut().insert(
+                http::header::LOCATION,
+                http::HeaderValue::from_str(&location).expect("location"),
+            );
+        }
+        None => *response.status_mut() = http::StatusCode::NOT_FOUND,
+    }
+    response
 }
 
 /// A fake LMS: keys, a JWKS endpoint and a way to launch.
@@ -177,15 +199,25 @@ impl Lms {
                         http::header::CONTENT_TYPE,
                         http::HeaderValue::from_static("application/json"),
                     );
+                    // Repeated names are all sent (several Cache-Control headers);
+                    // a Content-Type replaces the default one.
                     for (name, value) in reply.headers {
-                        response.headers_mut().insert(
-                            http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
-                            http::HeaderValue::from_str(&value).expect("value"),
-                        );
+                        let name = http::HeaderName::from_bytes(name.as_bytes()).expect("name");
+                        let value = http::HeaderValue::from_str(&value).expect("value");
+                        if name == http::header::CONTENT_TYPE {
+                            response.headers_mut().insert(name, value);
+                        } else {
+                            response.headers_mut().append(name, value);
+                        }
                     }
                     response
                 }
             }),
+        );
+        let redirects = served.clone();
+        let router = router.route(
+            "/moved",
+            axum::routing::get(move || moved(redirects.clone())),
         );
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -210,6 +242,21 @@ impl Lms {
     /// How many times the JWKS was requested.
     pub fn jwks_hits(&self) -> usize {
         self.served.hits.load(Ordering::SeqCst)
+    }
+
+    /// The URL of the endpoint that redirects to [`Lms::redirect_to`]'s location.
+    pub fn moved_url(&self) -> String {
+        format!("{}/moved", self.url)
+    }
+
+    /// Makes `/moved` answer 302 to `location`.
+    pub fn redirect_to(&self, location: &str) {
+        *self.served.redirect.lock().expect("lock") = Some(location.to_string());
+    }
+
+    /// How many times `/moved` was requested.
+    pub fn redirect_hits(&self) -> usize {
+        self.served.redirect_hits.load(Ordering::SeqCst)
     }
 
     /// Changes what the JWKS endpoint answers.

@@ -292,7 +292,7 @@ impl ServicesHandler {
             Err(e) => return respond::api_problem(request, &e, None),
         };
         let now = self.clock.now();
-        let registration = match input.validate(now) {
+        let registration = match input.validate(now, &self.config) {
             Ok(r) => r,
             Err(invalid) => {
                 let fields = serde_json::to_value(&invalid.0).ok();
