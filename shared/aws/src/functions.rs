@@ -15,7 +15,7 @@ use lti_core::platform_cache::CachedPlatformStore;
 use lti_core::random::SystemRandom;
 use lti_http::fetch::HttpKeySetFetcher;
 use lti_http::handlers::{
-    not_configured, JwksHandler, LaunchHandler, LoginHandler, ServicesHandler,
+    not_configured, JwksHandler, LaunchHandler, LoginHandler, ServicesDeps, ServicesHandler,
 };
 use lti_http::{HttpRequest, HttpResponse};
 use std::sync::Arc;
@@ -149,18 +149,28 @@ pub fn jwks(clients: &Clients, var: Lookup<'_>) -> Function<JwksHandler> {
     })())
 }
 
-/// The services function: configuration, platforms.
+/// The services function: configuration, registrations (cached for launch-scoped
+/// calls), service keys, what launches recorded, and the KMS key (app tokens are
+/// verified with its public half; client assertions and deep-linking responses are
+/// signed with it).
 pub fn services(clients: &Clients, var: Lookup<'_>) -> Function<ServicesHandler> {
     config_or_log((|| {
         let config = Arc::new(ToolConfig::from_lookup(var)?);
-        let store = Arc::new(DynamoStore::new(
-            clients.dynamodb.clone(),
-            AwsConfig::table_from(var)?,
-        ));
-        Ok(ServicesHandler {
+        let aws = AwsConfig::from_lookup(var)?;
+        let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), aws.table));
+        let clock = clock();
+        Ok(ServicesHandler::new(ServicesDeps {
             config,
-            platforms: store,
-            clock: clock(),
-        })
+            platforms: store.clone(),
+            service_key_store: store.clone(),
+            records: store,
+            signer: Arc::new(KmsSigner::new(
+                clients.kms.clone(),
+                aws.kms_key_id,
+                aws.previous_kms_key_ids,
+            )),
+            clock,
+            random: Arc::new(SystemRandom),
+        }))
     })())
 }

@@ -21,6 +21,8 @@ pub mod paths {
     pub const CONFIG: &str = "/lti/config";
     /// Platform registrations (admin API).
     pub const ADMIN_PLATFORMS: &str = "/admin/platforms";
+    /// Service keys of the app's backend (admin API).
+    pub const ADMIN_SERVICE_KEYS: &str = "/admin/service-keys";
 }
 
 /// How the app session token reaches the app.

@@ -56,8 +56,12 @@ pub fn landing_url(
             return url.into();
         }
     }
+    // A registration's landing URL receives app tokens: it must still be on the app's
+    // origins (a registration saved before that rule, or before the origins changed,
+    // falls back to the configured landing URL).
     platform_landing
         .and_then(|l| url::Url::parse(l).ok())
+        .filter(|url| config.is_app_url(url))
         .map(String::from)
         .unwrap_or_else(|| config.app_landing_url.to_string())
 }
@@ -114,5 +118,37 @@ impl Prepared {
             mode: self.mode,
             user_id: self.user_id,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ToolConfig {
+        ToolConfig::from_lookup(|name| match name {
+            "LTI_BASE_URL" => Some("https://tool.example".into()),
+            "LTI_APP_LANDING_URL" => Some("https://app.example/lti".into()),
+            "LTI_ALLOWED_APP_ORIGINS" => Some("https://other.example".into()),
+            _ => None,
+        })
+        .expect("config")
+    }
+
+    #[test]
+    fn a_stored_landing_url_off_the_app_origins_is_never_handed_a_token() {
+        let config = config();
+        assert_eq!(
+            landing_url(&config, None, Some("https://other.example/start")),
+            "https://other.example/start"
+        );
+        assert_eq!(
+            landing_url(&config, None, Some("https://evil.example/steal")),
+            "https://app.example/lti"
+        );
+        assert_eq!(
+            landing_url(&config, Some("https://evil.example/x"), None),
+            "https://app.example/lti"
+        );
     }
 }

@@ -20,7 +20,9 @@ use lti_core::platform::{Deployment, PlatformInput, PlatformStore};
 use lti_core::random::{Random, SystemRandom};
 use lti_core::signer::LocalRsaSigner;
 use lti_http::fetch::HttpKeySetFetcher;
-use lti_http::handlers::{JwksHandler, LaunchHandler, LoginHandler, ServicesHandler, ToolRouter};
+use lti_http::handlers::{
+    JwksHandler, LaunchHandler, LoginHandler, ServicesDeps, ServicesHandler, ToolRouter,
+};
 use lti_http::request::{RequestError, MAX_BODY};
 use lti_http::{respond, RequestId};
 use platform::DemoPlatform;
@@ -73,6 +75,11 @@ pub struct DevServer {
     pub admin_token: String,
     /// True when the admin token was generated (not from `LTI_ADMIN_TOKEN`).
     pub admin_token_generated: bool,
+    /// The service key of the app's backend (`LTI_SERVICE_KEY`, or generated once and
+    /// kept in the data folder).
+    pub service_key: String,
+    /// True when the service key was generated.
+    pub service_key_generated: bool,
     /// The demo platform (tests rotate its key).
     pub platform: Arc<DemoPlatform>,
     /// The embedded store (tests read it).
@@ -167,16 +174,51 @@ impl DevServer {
                     keys: Arc::new(PlatformKeys::new(Arc::new(fetcher.clone()))),
                     signer: signer.clone(),
                     clock: options.clock.clone(),
-                    random,
+                    random: random.clone(),
                 },
             },
-            jwks: JwksHandler { signer },
-            services: ServicesHandler {
+            jwks: JwksHandler {
+                signer: signer.clone(),
+            },
+            services: ServicesHandler::new(ServicesDeps {
                 config: config.clone(),
                 platforms: store.clone(),
+                service_key_store: store.clone(),
+                records: store.clone(),
+                signer: signer.clone(),
                 clock: options.clock.clone(),
-            },
+                random: random.clone(),
+            }),
         };
+        // The app backend's service key: LTI_SERVICE_KEY, else one generated once.
+        let chosen = options
+            .settings
+            .iter()
+            .find(|(name, _)| name == "LTI_SERVICE_KEY")
+            .map(|(_, value)| value.clone())
+            .or_else(|| std::env::var("LTI_SERVICE_KEY").ok())
+            .filter(|k| !k.trim().is_empty());
+        let service_key_generated = chosen.is_none();
+        let service_key = match chosen {
+            Some(key) => key.trim().to_string(),
+            None => store::load_or_create_secret(&data_dir.join("service-key"), || {
+                format!("lsk_dev_{}", SystemRandom.token(32))
+            })
+            .map_err(|e| DevError::DataDir(data_dir.clone(), e.to_string()))?,
+        };
+        tool.services
+            .service_keys
+            .install(
+                &lti_core::error::Secret::new(service_key.clone()),
+                "dev server",
+            )
+            .await
+            .map_err(|e| {
+                DevError::Setup(format!(
+                    "LTI_SERVICE_KEY must be at least 32 characters: {e}"
+                ))
+            })?;
+
         let inner = Arc::new(Inner {
             tool,
             platform: platform.clone(),
@@ -206,6 +248,8 @@ impl DevServer {
             base_url,
             admin_token,
             admin_token_generated,
+            service_key,
+            service_key_generated,
             platform,
             store,
             shutdown: Some(tx),
@@ -229,6 +273,14 @@ impl DevServer {
     /// What to print at start: every URL a person needs.
     pub fn banner(&self) -> String {
         let b = &self.base_url;
+        let service_key_line = if self.service_key_generated {
+            format!(
+                "{} (kept in the data folder; set LTI_SERVICE_KEY to choose one)",
+                self.service_key
+            )
+        } else {
+            "from LTI_SERVICE_KEY".to_string()
+        };
         let token_line = if self.admin_token_generated {
             format!(
                 "{} (generated; set LTI_ADMIN_TOKEN to choose one)",
@@ -251,6 +303,8 @@ impl DevServer {
              \x20 Demo app:      {b}/app\n\
              \x20 Admin API:     POST {b}/admin/platforms  with  Authorization: Bearer <token>\n\
              \x20 Admin token:   {token_line}\n\
+             \x20 Service key:   {service_key_line}\n\
+             \x20                (the x-api-key of the app's backend for /lti/ags, /lti/nrps, /lti/deep-link)\n\
              \n  Moodle: Site administration > Plugins > External tool > Manage tools > configure a tool manually:\n\
              \x20   LTI version 1.3, Public key type 'Keyset URL' = JWKS URL, Initiate login URL = Login URL,\n\
              \x20   Redirection URI(s) = Redirect URL. Then register Moodle here with POST /admin/platforms\n\

@@ -32,6 +32,37 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     narrow_mode(dir, 0o700)
 }
 
+/// The secret kept in `path` (mode 0600), or a new one made by `generate` and written
+/// there: the dev server's service key survives a restart like its signing keys.
+pub fn load_or_create_secret(
+    path: &Path,
+    generate: impl FnOnce() -> String,
+) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(secret) if !secret.trim().is_empty() => {
+            make_private_file(path)?;
+            Ok(secret.trim().to_string())
+        }
+        Ok(_) => write_secret(path, generate()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_secret(path, generate()),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_secret(path: &Path, secret: String) -> std::io::Result<String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(secret.as_bytes())?;
+    make_private_file(path)?;
+    Ok(secret)
+}
+
 /// Narrows an existing file to `0600`; a missing file is fine.
 pub fn make_private_file(path: &Path) -> std::io::Result<()> {
     match narrow_mode(path, 0o600) {

@@ -13,7 +13,12 @@ use std::sync::Arc;
 mod common;
 use common::TempDir;
 
-const FILES: [&str; 3] = ["store.json", "tool-key.der", "platform-key.der"];
+const FILES: [&str; 4] = [
+    "store.json",
+    "tool-key.der",
+    "platform-key.der",
+    "service-key",
+];
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)

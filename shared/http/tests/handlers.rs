@@ -14,7 +14,8 @@ use lti_core::random::SystemRandom;
 use lti_core::signer::LocalRsaSigner;
 use lti_http::fetch::HttpKeySetFetcher;
 use lti_http::handlers::{
-    not_configured, JwksHandler, LaunchHandler, LoginHandler, ServicesHandler, ToolRouter,
+    not_configured, JwksHandler, LaunchHandler, LoginHandler, ServicesDeps, ServicesHandler,
+    ToolRouter,
 };
 use lti_http::HttpRequest;
 use serde_json::{json, Value};
@@ -78,15 +79,19 @@ async fn make_router(config: ToolConfig) -> (ToolRouter, Arc<MemoryStore>) {
                 ))),
                 signer: key(),
                 clock: clock.clone(),
-                random,
+                random: random.clone(),
             },
         },
         jwks: JwksHandler { signer: key() },
-        services: ServicesHandler {
+        services: ServicesHandler::new(ServicesDeps {
             config,
             platforms: store.clone(),
+            service_key_store: store.clone(),
+            records: store.clone(),
+            signer: key(),
             clock,
-        },
+            random,
+        }),
     };
     (router, store)
 }

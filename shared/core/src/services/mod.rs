@@ -4,6 +4,7 @@
 //! NRPS, Deep Linking responses — as pure protocol code behind one outbound-HTTP port
 //! ([`outbound`]). Errors are typed once in [`error`].
 
+pub mod auth;
 pub mod error;
 pub mod keys;
 pub mod outbound;

@@ -48,6 +48,11 @@ impl Dev {
         }
     }
 
+    /// The data folder.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.0.clone()
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now()
     }

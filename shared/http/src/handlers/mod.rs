@@ -8,7 +8,7 @@ mod services;
 pub use jwks::JwksHandler;
 pub use launch::LaunchHandler;
 pub use login::LoginHandler;
-pub use services::ServicesHandler;
+pub use services::{DirectLaunchSettings, ServicesDeps, ServicesHandler, ToolSettings};
 
 use crate::request::RequestError;
 use crate::respond;

@@ -1,0 +1,152 @@
+//! The services function: the tool's values for LMS admins (`GET /lti/config`), the
+//! admin API (`/admin/platforms`, `/admin/service-keys`) and the app-facing services
+//! (SERVICES-API.md). One file per API area; this one routes.
+
+mod admin;
+mod config;
+mod keys;
+
+pub use admin::AdminError;
+pub use config::{DirectLaunchSettings, ToolSettings};
+
+use super::{method_not_allowed, relative_path};
+use crate::request::{self, RequestError};
+use crate::{respond, HttpRequest, HttpResponse};
+use http::Method;
+use lti_core::clock::Clock;
+use lti_core::config::{paths, ToolConfig};
+use lti_core::platform::PlatformStore;
+use lti_core::random::Random;
+use lti_core::services::auth::ServiceAuth;
+use lti_core::services::keys::{ServiceKeyStore, ServiceKeys};
+use lti_core::services::records::ServiceRecords;
+use lti_core::signer::Signer;
+use std::sync::Arc;
+
+/// What the services function is built from.
+pub struct ServicesDeps {
+    pub config: Arc<ToolConfig>,
+    pub platforms: Arc<dyn PlatformStore>,
+    pub service_key_store: Arc<dyn ServiceKeyStore>,
+    pub records: Arc<dyn ServiceRecords>,
+    /// The tool's key: verifies app tokens, signs client assertions and deep-linking
+    /// responses.
+    pub signer: Arc<dyn Signer>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+}
+
+/// The services function's handler.
+#[derive(Clone)]
+pub struct ServicesHandler {
+    pub config: Arc<ToolConfig>,
+    pub platforms: Arc<dyn PlatformStore>,
+    pub clock: Arc<dyn Clock>,
+    /// Service keys (admin API) — also inside `auth`.
+    pub service_keys: Arc<ServiceKeys>,
+    /// Who may call the app-facing services.
+    pub auth: Arc<ServiceAuth>,
+}
+
+impl ServicesHandler {
+    /// The handler built from `deps`.
+    pub fn new(deps: ServicesDeps) -> Self {
+        let service_keys = Arc::new(ServiceKeys::new(
+            deps.service_key_store,
+            deps.clock.clone(),
+            deps.random.clone(),
+        ));
+        let auth = Arc::new(ServiceAuth {
+            config: deps.config.clone(),
+            keys: service_keys.clone(),
+            signer: deps.signer,
+            records: deps.records,
+            platforms: deps.platforms.clone(),
+            clock: deps.clock.clone(),
+        });
+        Self {
+            config: deps.config,
+            platforms: deps.platforms,
+            clock: deps.clock,
+            service_keys,
+            auth,
+        }
+    }
+
+    /// Routes a services request.
+    pub async fn handle(&self, request: HttpRequest) -> HttpResponse {
+        let path = relative_path(&request, self.config.base_url.path()).to_string();
+        let method = request.method().clone();
+        match path.as_str() {
+            paths::CONFIG => match method {
+                Method::GET => self.tool_settings(&request).await,
+                _ => method_not_allowed(&request),
+            },
+            paths::ADMIN_PLATFORMS => {
+                if let Some(denied) = self.admin_denied(&request) {
+                    return denied;
+                }
+                match method {
+                    Method::GET => self.list_platforms(&request).await,
+                    Method::POST => self.save_platform(&request).await,
+                    _ => api_method_not_allowed(&request),
+                }
+            }
+            paths::ADMIN_SERVICE_KEYS => {
+                if let Some(denied) = self.admin_denied(&request) {
+                    return denied;
+                }
+                match method {
+                    Method::GET => self.list_service_keys(&request).await,
+                    Method::POST => self.create_service_key(&request).await,
+                    _ => api_method_not_allowed(&request),
+                }
+            }
+            p if p.starts_with(paths::ADMIN_SERVICE_KEYS)
+                && p[paths::ADMIN_SERVICE_KEYS.len()..].starts_with('/') =>
+            {
+                if let Some(denied) = self.admin_denied(&request) {
+                    return denied;
+                }
+                let id = &p[paths::ADMIN_SERVICE_KEYS.len() + 1..];
+                match method {
+                    Method::DELETE if !id.is_empty() && !id.contains('/') => {
+                        self.revoke_service_key(&request, id).await
+                    }
+                    Method::DELETE => respond::api_problem(&request, &RequestError::NotFound, None),
+                    _ => api_method_not_allowed(&request),
+                }
+            }
+            _ => respond::problem(&request, &RequestError::NotFound),
+        }
+    }
+
+    /// The admin API's bearer check: the refusal as a response, `None` when allowed.
+    fn admin_denied(&self, request: &HttpRequest) -> Option<HttpResponse> {
+        let outcome = match self.config.admin_token.as_ref() {
+            None => Err(AdminError::Disabled),
+            Some(expected) => match request::bearer(request) {
+                Some(token) if expected.matches(token) => Ok(()),
+                _ => Err(AdminError::Unauthorized),
+            },
+        };
+        outcome.err().map(|e| {
+            let mut response = respond::api_problem(request, &e, None);
+            if matches!(e, AdminError::Unauthorized) {
+                response.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            response
+        })
+    }
+}
+
+fn api_method_not_allowed(request: &HttpRequest) -> HttpResponse {
+    respond::api_problem(
+        request,
+        &RequestError::MethodNotAllowed(request.method().to_string()),
+        None,
+    )
+}
