@@ -13,6 +13,7 @@
 //! | launch record (services' compact reference) | `LAUNCH#<launch id>` | `LAUNCH` |
 //! | a course's services | `CTX#<registration id>#<context id>` | `CTX` |
 //! | a resource link's line item | `CTX#<registration id>#<context id>` | `LINK#<resource link id>` |
+//! | a one-time answer (deep linking) | `USED#<key>` | `USED` |
 //!
 //! Key parts are escaped (`%` → `%25`, `#` → `%23`) so no two (issuer, client_id)
 //! pairs can share a key; a part longer than [`MAX_KEY_PART`] bytes once escaped is
@@ -819,6 +820,31 @@ impl DynamoStore {
 
 #[async_trait]
 impl ServiceRecords for DynamoStore {
+    async fn use_once(&self, key: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("USED#{}", key_part(key))))
+            .item("sk", s("USED"))
+            .item("entity", s("used"))
+            .item("expires_at", n(expires_at))
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable("PutItem", e)),
+        }
+    }
+
     async fn launch_record(
         &self,
         launch_id: &str,

@@ -21,6 +21,8 @@ pub mod paths {
     pub const CONFIG: &str = "/lti/config";
     /// Platform registrations (admin API).
     pub const ADMIN_PLATFORMS: &str = "/admin/platforms";
+    /// Deep-linking responses (services).
+    pub const DEEP_LINK: &str = "/lti/deep-link";
     /// Service keys of the app's backend (admin API).
     pub const ADMIN_SERVICE_KEYS: &str = "/admin/service-keys";
 }
@@ -43,6 +45,9 @@ pub struct ToolConfig {
     pub base_url: Url,
     /// Where launched users land by default (the company's app).
     pub app_landing_url: Url,
+    /// Where deep-linking requests land: the app's content picker (default: the
+    /// landing URL).
+    pub app_deep_link_url: Option<Url>,
     /// `aud` of the app session token.
     pub app_audience: String,
     /// Origins (scheme://host[:port]) of the app that a `target_link_uri` may point to.
@@ -141,11 +146,23 @@ impl ToolConfig {
             &get("LTI_APP_LANDING_URL").ok_or_else(|| missing("LTI_APP_LANDING_URL"))?,
         )?;
         let app_audience = get("LTI_APP_AUDIENCE").unwrap_or_else(|| origin_of(&app_landing_url));
+        let app_deep_link_url = get("LTI_APP_DEEP_LINK_URL")
+            .map(|v| parse_url("LTI_APP_DEEP_LINK_URL", &v))
+            .transpose()?;
         let mut allowed_app_origins = Vec::new();
         if let Some(list) = get("LTI_ALLOWED_APP_ORIGINS") {
             for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 let url = parse_url("LTI_ALLOWED_APP_ORIGINS", item)?;
                 allowed_app_origins.push(origin_of(&url));
+            }
+        }
+        if let Some(url) = &app_deep_link_url {
+            let origin = origin_of(url);
+            if origin != origin_of(&app_landing_url) && !allowed_app_origins.contains(&origin) {
+                return Err(invalid(
+                    "LTI_APP_DEEP_LINK_URL",
+                    "must be on the landing URL's origin or one of LTI_ALLOWED_APP_ORIGINS (it receives app tokens)",
+                ));
             }
         }
         let handoff = match get("LTI_HANDOFF_MODE").as_deref().map(str::trim) {
@@ -198,6 +215,7 @@ impl ToolConfig {
         Ok(Self {
             base_url,
             app_landing_url,
+            app_deep_link_url,
             app_audience,
             allowed_app_origins,
             handoff,

@@ -543,6 +543,18 @@ pub async fn launch_store_contract(
             .and_then(|c| c.title),
         Some("Course 1, renamed".into())
     );
+
+    // One-time answers: exactly one of many concurrent uses, again once expired.
+    let key = unique("answer");
+    assert!(records.use_once(&key, NOW + 60, NOW).await.expect("use"));
+    assert!(!records
+        .use_once(&key, NOW + 60, NOW + 59)
+        .await
+        .expect("again"));
+    assert!(records
+        .use_once(&key, NOW + 200, NOW + 60)
+        .await
+        .expect("expired"));
 }
 
 /// Runs every [`KeySetCache`] check.

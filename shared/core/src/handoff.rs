@@ -100,9 +100,17 @@ pub fn prepare(
     };
     let claims = serde_json::to_value(&claims)
         .map_err(|e| SignerError::BadKey(format!("cannot encode the app token: {e}")))?;
+    // A deep-linking request goes to the app's content picker when it has one.
+    let picker = config
+        .app_deep_link_url
+        .as_ref()
+        .filter(|_| context.message_type == crate::launch::claims::DEEP_LINKING_REQUEST);
     Ok(Prepared {
         claims,
-        landing_url: landing_url(config, context.target_link_uri.as_deref(), platform_landing),
+        landing_url: match picker {
+            Some(url) => url.to_string(),
+            None => landing_url(config, context.target_link_uri.as_deref(), platform_landing),
+        },
         mode: config.handoff,
         user_id: context.user.id.clone(),
     })

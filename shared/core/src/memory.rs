@@ -349,6 +349,16 @@ impl LaunchStore for MemoryStore {
 
 #[async_trait]
 impl ServiceRecords for MemoryStore {
+    async fn use_once(&self, key: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let key = format!("use-once\n{key}");
+        if inner.once.get(&key).is_some_and(|until| *until > now) {
+            return Ok(false);
+        }
+        inner.once.insert(key, expires_at);
+        Ok(true)
+    }
+
     async fn launch_record(
         &self,
         launch_id: &str,

@@ -159,11 +159,11 @@ pub struct PlatformInput {
     pub landing_url: Option<String>,
 }
 
-/// One invalid field of a registration.
+/// One invalid field of a request (a registration, a services call).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
-    /// The JSON field name.
-    pub field: &'static str,
+    /// The JSON field name, or its path (`contentItems[2].url`).
+    pub field: std::borrow::Cow<'static, str>,
     /// What is wrong with it.
     pub message: String,
 }
@@ -236,17 +236,20 @@ impl PlatformInput {
             };
             if value.is_empty() {
                 errors.push(FieldError {
-                    field,
+                    field: field.into(),
                     message: "is required".into(),
                 });
             } else if value.len() > max {
                 errors.push(FieldError {
-                    field,
+                    field: field.into(),
                     message: format!("is longer than {max} bytes"),
                 });
             } else if url {
                 if let Err(message) = check_endpoint_url(&value) {
-                    errors.push(FieldError { field, message });
+                    errors.push(FieldError {
+                        field: field.into(),
+                        message,
+                    });
                 }
             }
             value
@@ -262,7 +265,10 @@ impl PlatformInput {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())?;
             if let Err(message) = check_endpoint_url(&value) {
-                errors.push(FieldError { field, message });
+                errors.push(FieldError {
+                    field: field.into(),
+                    message,
+                });
             }
             Some(value)
         };
@@ -275,7 +281,7 @@ impl PlatformInput {
         if let Some(value) = &landing_url {
             if let Err(message) = check_landing_url(value, config) {
                 errors.push(FieldError {
-                    field: "landingUrl",
+                    field: "landingUrl".into(),
                     message,
                 });
             }
@@ -292,7 +298,7 @@ impl PlatformInput {
         if let Some(d) = &deployment_id {
             if d.is_empty() || d.len() > limits::MAX_ID_LEN {
                 errors.push(FieldError {
-                    field: "deploymentId",
+                    field: "deploymentId".into(),
                     message: "must be 1 to 255 characters".into(),
                 });
             }
@@ -300,7 +306,7 @@ impl PlatformInput {
         let launch_profile = self.launch_profile.unwrap_or_default();
         if launch_profile == LaunchProfile::Direct && audience.is_none() {
             errors.push(FieldError {
-                field: "audience",
+                field: "audience".into(),
                 message: "is required for the direct launch profile".into(),
             });
         }
@@ -359,11 +365,14 @@ mod tests {
         }
     }
 
-    fn refused_fields(input: PlatformInput, loopback: bool) -> Vec<(&'static str, String)> {
+    fn refused_fields(input: PlatformInput, loopback: bool) -> Vec<(String, String)> {
         let err = input
             .validate(0, &config(loopback))
             .expect_err("must be refused");
-        err.0.into_iter().map(|f| (f.field, f.message)).collect()
+        err.0
+            .into_iter()
+            .map(|f| (f.field.into_owned(), f.message))
+            .collect()
     }
 
     #[test]
@@ -374,7 +383,7 @@ mod tests {
             ..Default::default()
         };
         let err = input.validate(0, &config(false)).expect_err("invalid");
-        let fields: Vec<_> = err.0.iter().map(|f| f.field).collect();
+        let fields: Vec<_> = err.0.iter().map(|f| f.field.as_ref()).collect();
         assert_eq!(
             fields,
             vec![
@@ -409,7 +418,7 @@ mod tests {
         };
         assert_eq!(
             refused_fields(http, true),
-            vec![("keysetUrl", "must use https".to_string())]
+            vec![("keysetUrl".to_string(), "must use https".to_string())]
         );
     }
 
@@ -426,7 +435,7 @@ mod tests {
             ..valid()
         };
         let fields = refused_fields(input, true);
-        let names: Vec<_> = fields.iter().map(|(f, _)| *f).collect();
+        let names: Vec<_> = fields.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(
             names,
             vec![

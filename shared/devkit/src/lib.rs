@@ -23,7 +23,7 @@ use lti_http::fetch::HttpKeySetFetcher;
 use lti_http::handlers::{
     JwksHandler, LaunchHandler, LoginHandler, ServicesDeps, ServicesHandler, ToolRouter,
 };
-use lti_http::request::{RequestError, MAX_BODY};
+use lti_http::request::{RequestError, MAX_REQUEST_BODY};
 use lti_http::{respond, RequestId};
 use platform::DemoPlatform;
 use std::net::SocketAddr;
@@ -382,12 +382,13 @@ async fn dispatch(
     let (parts, body) = request.into_parts();
     let n = inner.requests.fetch_add(1, Ordering::Relaxed);
     let request_id = format!("dev-{n:06}-{}", SystemRandom.token(3));
-    let body = match axum::body::to_bytes(body, MAX_BODY + 1).await {
+    let body = match axum::body::to_bytes(body, MAX_REQUEST_BODY + 1).await {
         Ok(bytes) => bytes,
         Err(_) => {
             let mut stub = http::Request::from_parts(parts, bytes::Bytes::new());
             stub.extensions_mut().insert(RequestId(request_id));
-            return respond::problem(&stub, &RequestError::TooLarge).map(axum::body::Body::from);
+            return respond::problem(&stub, &RequestError::TooLarge(MAX_REQUEST_BODY))
+                .map(axum::body::Body::from);
         }
     };
     let mut request = http::Request::from_parts(parts, body);

@@ -237,6 +237,9 @@ impl UserStore for FileStore {
 
 #[async_trait]
 impl ServiceRecords for FileStore {
+    async fn use_once(&self, key: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        self.memory.use_once(key, expires_at, now).await
+    }
     async fn launch_record(
         &self,
         launch_id: &str,

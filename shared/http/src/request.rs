@@ -7,13 +7,16 @@ use std::collections::HashSet;
 
 /// Largest form or JSON body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Largest body any endpoint accepts (a deep-linking answer with many items); each
+/// endpoint enforces its own limit below it.
+pub const MAX_REQUEST_BODY: usize = 256 * 1024;
 
 /// The request itself is unacceptable, before any LTI rule applies.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RequestError {
-    /// The body is over [`MAX_BODY`].
-    #[error("the request body is larger than 64 KiB")]
-    TooLarge,
+    /// The body is over the endpoint's limit, bytes.
+    #[error("the request body is larger than {} KiB", .0 / 1024)]
+    TooLarge(usize),
     /// A POST that is not a form (or JSON, where JSON is expected).
     #[error("the request body must be {0}")]
     UnsupportedMediaType(&'static str),
@@ -37,7 +40,7 @@ pub enum RequestError {
 impl Problem for RequestError {
     fn code(&self) -> &'static str {
         match self {
-            Self::TooLarge => "HTTP_BODY_TOO_LARGE",
+            Self::TooLarge(_) => "HTTP_BODY_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "HTTP_UNSUPPORTED_MEDIA_TYPE",
             Self::Malformed(_) => "HTTP_MALFORMED_REQUEST",
             Self::DuplicateParameter(_) => "HTTP_DUPLICATE_PARAMETER",
@@ -48,7 +51,7 @@ impl Problem for RequestError {
     }
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::TooLarge => ErrorKind::TooLarge,
+            Self::TooLarge(_) => ErrorKind::TooLarge,
             Self::NotFound => ErrorKind::NotFound,
             _ => ErrorKind::BadRequest,
         }
@@ -100,7 +103,7 @@ pub fn params<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, RequestEr
 /// An `application/x-www-form-urlencoded` body of at most [`MAX_BODY`] bytes.
 pub fn form<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, RequestError> {
     if request.body().len() > MAX_BODY {
-        return Err(RequestError::TooLarge);
+        return Err(RequestError::TooLarge(MAX_BODY));
     }
     if media_type(request) != "application/x-www-form-urlencoded" {
         return Err(RequestError::UnsupportedMediaType(
@@ -112,8 +115,16 @@ pub fn form<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, RequestErro
 
 /// A JSON body of at most [`MAX_BODY`] bytes.
 pub fn json<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, RequestError> {
-    if request.body().len() > MAX_BODY {
-        return Err(RequestError::TooLarge);
+    json_up_to(request, MAX_BODY)
+}
+
+/// A JSON body of at most `limit` bytes.
+pub fn json_up_to<T: DeserializeOwned>(
+    request: &HttpRequest,
+    limit: usize,
+) -> Result<T, RequestError> {
+    if request.body().len() > limit {
+        return Err(RequestError::TooLarge(limit));
     }
     if media_type(request) != "application/json" {
         return Err(RequestError::UnsupportedMediaType("application/json"));

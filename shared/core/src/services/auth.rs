@@ -15,16 +15,16 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 /// What a call presented.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Presented<'a> {
     /// `x-api-key`.
     pub api_key: Option<&'a str>,
     /// `Authorization: Bearer …`: an app token, or the launch id it carries.
     pub bearer: Option<&'a str>,
     /// `platformId` (a registration id), for backend jobs.
-    pub platform_id: Option<&'a str>,
+    pub platform_id: Option<String>,
     /// `contextId`, for backend jobs.
-    pub context_id: Option<&'a str>,
+    pub context_id: Option<String>,
 }
 
 /// On whose behalf a call is made.
@@ -136,17 +136,18 @@ impl ServiceAuth {
         let caller = match presented.bearer.map(str::trim).filter(|b| !b.is_empty()) {
             Some(bearer) => Caller::Launch(Box::new(self.launch_of(bearer, now).await?)),
             None => {
-                let (Some(platform_id), Some(context_id)) =
-                    (presented.platform_id, presented.context_id)
-                else {
+                let (Some(platform_id), Some(context_id)) = (
+                    presented.platform_id.as_deref(),
+                    presented.context_id.as_deref(),
+                ) else {
                     return Err(ServiceError::Invalid(vec![crate::platform::FieldError {
-                        field: "Authorization",
+                        field: "Authorization".into(),
                         message: "is required: the launch's app token or launch id as bearer, or platformId and contextId for a backend job".into(),
                     }]));
                 };
                 let platform_id: Uuid = platform_id.trim().parse().map_err(|_| {
                     ServiceError::Invalid(vec![crate::platform::FieldError {
-                        field: "platformId",
+                        field: "platformId".into(),
                         message: "is not a registration id".into(),
                     }])
                 })?;

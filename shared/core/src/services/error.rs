@@ -56,9 +56,22 @@ pub enum ServiceError {
     /// The platform's answer cannot be read (not JSON, wrong shape, too large).
     #[error("the platform's answer cannot be read: {0}")]
     PlatformAnswerInvalid(String),
+    /// The platform does not accept what the app sent (a content item type, several
+    /// items, a presentation target, a line item), with its own code.
+    #[error("the platform does not accept this: {}", .fields.iter().map(|f| format!("{} {}", f.field, f.message)).collect::<Vec<_>>().join("; "))]
+    NotAccepted {
+        code: &'static str,
+        fields: Vec<FieldError>,
+    },
+    /// The launch is not a deep-linking request, so there is nothing to answer.
+    #[error("this launch is not a deep-linking request, so there is nothing to answer")]
+    NotDeepLinking,
     /// A one-time request (a deep-linking answer) was already used.
     #[error("{0}")]
     AlreadyAnswered(String),
+    /// The request body is over the endpoint's limit, bytes.
+    #[error("the request body is larger than {} KiB", .0 / 1024)]
+    BodyTooLarge(usize),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -87,6 +100,9 @@ impl Problem for ServiceError {
             PagingLimit(_) => "LTI_PAGING_LIMIT",
             PlatformAnswerInvalid(_) => "LTI_PLATFORM_ANSWER_INVALID",
             AlreadyAnswered(_) => "LTI_ALREADY_ANSWERED",
+            NotAccepted { code, .. } => code,
+            NotDeepLinking => "LTI_NOT_DEEP_LINKING",
+            BodyTooLarge(_) => "HTTP_BODY_TOO_LARGE",
             Store(e) => e.code(),
             Signer(e) => e.code(),
         }
@@ -98,7 +114,7 @@ impl Problem for ServiceError {
             KeyInvalid | LaunchTokenInvalid(_) => ErrorKind::SecurityCheck,
             RoleNotAllowed(_) | ScopeNotGranted(_) => ErrorKind::NotAllowed,
             ServiceNotOffered(_) | ContextUnknown | PlatformUnknown => ErrorKind::NotFound,
-            Invalid(_) => ErrorKind::BadRequest,
+            Invalid(_) | NotAccepted { .. } | NotDeepLinking => ErrorKind::BadRequest,
             PlatformRejected { .. }
             | PlatformUnreachable(_)
             | TokenRefused { .. }
@@ -107,6 +123,7 @@ impl Problem for ServiceError {
             PlatformTimeout => ErrorKind::PlatformTimeout,
             PlatformRateLimited { .. } => ErrorKind::Unavailable,
             AlreadyAnswered(_) => ErrorKind::Replay,
+            BodyTooLarge(_) => ErrorKind::TooLarge,
             Store(e) => e.kind(),
             Signer(e) => e.kind(),
         }
@@ -132,7 +149,7 @@ impl ServiceError {
     /// The invalid fields, for the `fields` member of the error body.
     pub fn fields(&self) -> Option<&[FieldError]> {
         match self {
-            Self::Invalid(fields) => Some(fields),
+            Self::Invalid(fields) | Self::NotAccepted { fields, .. } => Some(fields),
             _ => None,
         }
     }

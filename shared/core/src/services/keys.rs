@@ -115,7 +115,7 @@ impl ServiceKeys {
         let name = name.trim();
         if name.is_empty() || name.len() > MAX_NAME_LEN {
             return Err(ServiceError::Invalid(vec![crate::platform::FieldError {
-                field: "name",
+                field: "name".into(),
                 message: format!("must be 1 to {MAX_NAME_LEN} characters"),
             }]));
         }
@@ -141,7 +141,7 @@ impl ServiceKeys {
     ) -> Result<ServiceKeyRecord, ServiceError> {
         let (id, secret) = split(key.expose()).ok_or_else(|| {
             ServiceError::Invalid(vec![crate::platform::FieldError {
-                field: "key",
+                field: "key".into(),
                 message: format!("must be {MIN_KEY_LEN} to 256 characters"),
             }])
         })?;

@@ -5,6 +5,7 @@
 //! ([`outbound`]). Errors are typed once in [`error`].
 
 pub mod auth;
+pub mod deep_link;
 pub mod error;
 pub mod keys;
 pub mod outbound;

@@ -169,9 +169,13 @@ impl LaunchWrites {
     }
 }
 
-/// Reading what launches recorded (the services function).
+/// What launches recorded (the services function reads it), and one-time answers.
 #[async_trait]
 pub trait ServiceRecords: Send + Sync {
+    /// Records that `key` (e.g. a deep-linking launch's answer) was used, until
+    /// `expires_at`; false if it already was (and has not expired at `now`). Exactly one
+    /// of any number of concurrent calls with one key gets true.
+    async fn use_once(&self, key: &str, expires_at: i64, now: i64) -> Result<bool, StoreError>;
     /// The launch with id `launch_id`, if it exists and has not expired at `now`.
     async fn launch_record(
         &self,

@@ -69,7 +69,14 @@ impl ToolRouter {
             paths::LOGIN => self.login.handle(request).await,
             paths::LAUNCH => self.launch.handle(request).await,
             paths::JWKS | paths::JWKS_ALT => self.jwks.handle(request).await,
-            p if p == paths::CONFIG || p.starts_with("/admin/") || p.starts_with("/services/") => {
+            p if p == paths::CONFIG
+                || p == paths::DEEP_LINK
+                || p.starts_with("/lti/ags/")
+                || p.starts_with("/lti/nrps/")
+                || p.starts_with("/lti/services/")
+                || p.starts_with("/admin/")
+                || p.starts_with("/services/") =>
+            {
                 self.services.handle(request).await
             }
             _ => respond::problem(&request, &RequestError::NotFound),

@@ -80,7 +80,7 @@ fn audience_conflicts(new: &Platform, others: &[Platform]) -> Vec<FieldError> {
                     && other.launch_profile == LaunchProfile::Standard
                 {
                     errors.push(FieldError {
-                        field: "audience",
+                        field: "audience".into(),
                         message: format!(
                             "is the client_id of a standard registration of this issuer ({}); a direct audience must differ from every standard client_id",
                             other.client_id
@@ -93,7 +93,7 @@ fn audience_conflicts(new: &Platform, others: &[Platform]) -> Vec<FieldError> {
                     && other.audience.as_deref() == Some(new.client_id.as_str())
                 {
                     errors.push(FieldError {
-                        field: "clientId",
+                        field: "clientId".into(),
                         message: format!(
                             "is the audience of a direct registration of this issuer ({}); a standard client_id must differ from every direct audience",
                             other.client_id

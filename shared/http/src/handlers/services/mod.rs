@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod deep_link;
 mod keys;
 
 pub use admin::AdminError;
@@ -17,9 +18,10 @@ use lti_core::clock::Clock;
 use lti_core::config::{paths, ToolConfig};
 use lti_core::platform::PlatformStore;
 use lti_core::random::Random;
-use lti_core::services::auth::ServiceAuth;
+use lti_core::services::auth::{Presented, ServiceAuth};
 use lti_core::services::keys::{ServiceKeyStore, ServiceKeys};
 use lti_core::services::records::ServiceRecords;
+use lti_core::services::ServiceError;
 use lti_core::signer::Signer;
 use std::sync::Arc;
 
@@ -46,6 +48,11 @@ pub struct ServicesHandler {
     pub service_keys: Arc<ServiceKeys>,
     /// Who may call the app-facing services.
     pub auth: Arc<ServiceAuth>,
+    /// What launches recorded; one-time answers.
+    pub records: Arc<dyn ServiceRecords>,
+    /// The tool's key (deep-linking responses, client assertions).
+    pub signer: Arc<dyn Signer>,
+    pub random: Arc<dyn Random>,
 }
 
 impl ServicesHandler {
@@ -59,8 +66,8 @@ impl ServicesHandler {
         let auth = Arc::new(ServiceAuth {
             config: deps.config.clone(),
             keys: service_keys.clone(),
-            signer: deps.signer,
-            records: deps.records,
+            signer: deps.signer.clone(),
+            records: deps.records.clone(),
             platforms: deps.platforms.clone(),
             clock: deps.clock.clone(),
         });
@@ -70,6 +77,9 @@ impl ServicesHandler {
             clock: deps.clock,
             service_keys,
             auth,
+            records: deps.records,
+            signer: deps.signer,
+            random: deps.random,
         }
     }
 
@@ -81,6 +91,10 @@ impl ServicesHandler {
             paths::CONFIG => match method {
                 Method::GET => self.tool_settings(&request).await,
                 _ => method_not_allowed(&request),
+            },
+            paths::DEEP_LINK => match method {
+                Method::POST => self.deep_link(&request).await,
+                _ => api_method_not_allowed(&request),
             },
             paths::ADMIN_PLATFORMS => {
                 if let Some(denied) = self.admin_denied(&request) {
@@ -141,6 +155,41 @@ impl ServicesHandler {
             response
         })
     }
+}
+
+/// What a services call presented: `x-api-key`, the bearer, and for backend jobs the
+/// `platformId` and `contextId` query parameters.
+fn presented(request: &HttpRequest) -> Presented<'_> {
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(request.uri().query().unwrap_or("")).unwrap_or_default();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    Presented {
+        api_key: request
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok()),
+        bearer: request::bearer(request),
+        platform_id: param("platformId"),
+        context_id: param("contextId"),
+    }
+}
+
+/// A services error as JSON, with its invalid fields and `Retry-After` when known.
+fn service_problem(request: &HttpRequest, error: &ServiceError) -> HttpResponse {
+    let fields = error.fields().and_then(|f| serde_json::to_value(f).ok());
+    let mut response = respond::api_problem(request, error, fields);
+    if matches!(error, ServiceError::KeyInvalid) {
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("ApiKey header=\"x-api-key\""),
+        );
+    }
+    response
 }
 
 fn api_method_not_allowed(request: &HttpRequest) -> HttpResponse {
