@@ -181,6 +181,9 @@ def check_context(pair: DevPair, got: Launch, mapped: t.List[str]) -> t.Dict[str
     lti = json.loads(json.dumps(got.token["lti"]))
     user_id = lti["user"].pop("id")
     assert user_id and got.token["sub"] == user_id
+    # the launch's id: the app token's jti, the compact reference for services calls
+    launch_id = lti.pop("launchId")
+    assert launch_id and got.token["jti"] == launch_id
     want = expected_context(got.sent, mapped, pair.config["name"])
     assert lti == want, json.dumps({"got": lti, "want": want}, indent=1, sort_keys=True)
     return got.token
