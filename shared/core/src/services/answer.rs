@@ -80,7 +80,7 @@ pub fn excerpt(body: &[u8], secrets: &[&str]) -> String {
     // Enough of the body for the excerpt, even after collapsing whitespace.
     let head = &body[..body.len().min(EXCERPT_MAX * 8)];
     let mut text = String::from_utf8_lossy(head).into_owned();
-    for secret in secrets.iter().filter(|s| s.len() >= 8) {
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
         text = text.replace(secret, "[redacted]");
     }
     let text = redact_jwts(&text);

@@ -6,9 +6,11 @@
 //! in [`paging`] and the reading of answers in [`answer`]. Errors are typed once in
 //! [`error`].
 
+pub mod ags;
 pub mod answer;
 pub mod error;
 pub mod keys;
+pub mod nrps;
 pub mod outbound;
 pub mod paging;
 pub mod records;

@@ -3,7 +3,8 @@
 //! Platforms write the header every way the RFC allows and some it does not: quoted
 //! `rel="next"` (Canvas), bare `rel=next` (Moodle), several links in one header or one
 //! link per header, several relations in one `rel` (`rel="next last"`), header and
-//! parameter names in any case, relative URLs. The loop follows `next` to the end,
+//! parameter names in any case, relative URLs, and Moodle's gradebook services quote
+//! with typographic quotes (`rel=“next”`). The loop follows `next` to the end,
 //! stops on a URL it already fetched (a platform that loops), and refuses to go past
 //! [`MAX_PAGES`] pages rather than cut the list silently.
 
@@ -122,18 +123,22 @@ fn parse_param(input: &str) -> (Option<(String, String)>, &str) {
     let mut value = String::new();
     if let Some(after_eq) = rest.strip_prefix('=') {
         rest = after_eq.trim_start();
-        if let Some(quoted) = rest.strip_prefix('"') {
+        // A quoted-string; Moodle quotes `rel` with typographic quotes (“next”).
+        let quote = ['"', '\u{201C}'].into_iter().find(|q| rest.starts_with(*q));
+        if let Some(open) = quote {
+            let close = if open == '"' { '"' } else { '\u{201D}' };
+            let quoted = &rest[open.len_utf8()..];
             let mut chars = quoted.char_indices();
             let mut end = quoted.len();
             while let Some((i, c)) = chars.next() {
                 match c {
-                    '\\' => {
+                    '\\' if open == '"' => {
                         if let Some((_, escaped)) = chars.next() {
                             value.push(escaped);
                         }
                     }
-                    '"' => {
-                        end = i + 1;
+                    c if c == close => {
+                        end = i + c.len_utf8();
                         break;
                     }
                     c => value.push(c),
@@ -274,6 +279,19 @@ mod tests {
         assert_eq!(links.len(), 1);
         assert_eq!(links[0].rels, vec!["next", "last"]);
         assert!(links[0].has_rel("NEXT"));
+    }
+
+    #[test]
+    fn moodle_typographic_quotes_are_read_as_quotes() {
+        // Moodle's gradebook services write rel=“next” (U+201C/U+201D).
+        let links = parse_links(
+            ["<https://moodle.example.edu/mod/lti/services.php/2/lineitems?type_id=1&limit=2&from=0>; rel=\u{201C}first\u{201D}, <https://moodle.example.edu/mod/lti/services.php/2/lineitems?type_id=1&limit=2&from=2>; rel=\u{201C}next\u{201D}"],
+            BASE,
+        );
+        assert_eq!(links.len(), 2);
+        assert!(links[0].has_rel("first"));
+        assert!(links[1].has_rel("next"));
+        assert!(links[1].url.ends_with("from=2"));
     }
 
     #[test]

@@ -113,30 +113,58 @@ pub fn json_body(request: &OutboundRequest) -> Value {
     serde_json::from_slice(request.body.as_deref().unwrap_or_default()).unwrap_or(Value::Null)
 }
 
-/// Verifies a client assertion as a platform would — RS256 signature with the tool's
-/// public key `jwk`, `aud` exactly `audience`, `exp` at most 5 minutes after `iat` —
-/// and returns its claims. Panics (it is a test helper) when a check fails.
-pub fn verify_assertion(jwt: &str, jwk: &PublicJwk, audience: &str) -> Value {
-    let header = jsonwebtoken::decode_header(jwt).expect("a JWT header");
-    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
-    assert_eq!(header.kid.as_deref(), Some(jwk.kid.as_str()));
-    let key = jsonwebtoken::DecodingKey::from_rsa_components(&jwk.n, &jwk.e).expect("key");
+/// Checks a client assertion as a platform would — RS256 signature with the tool's
+/// public key `jwk` (and its `kid`), `aud` exactly `audience` (byte for byte), `iss`,
+/// `sub`, `jti`, `iat` present, `exp` at most 5 minutes after `iat` — and returns its
+/// claims, or why a platform would refuse it.
+pub fn check_assertion(jwt: &str, jwk: &PublicJwk, audience: &str) -> Result<Value, String> {
+    let header = jsonwebtoken::decode_header(jwt).map_err(|e| format!("no JWT header: {e}"))?;
+    if header.alg != jsonwebtoken::Algorithm::RS256 {
+        return Err(format!("alg {:?}", header.alg));
+    }
+    if header.kid.as_deref() != Some(jwk.kid.as_str()) {
+        return Err("kid is not the tool's key".into());
+    }
+    let key = jsonwebtoken::DecodingKey::from_rsa_components(&jwk.n, &jwk.e)
+        .map_err(|e| format!("key: {e}"))?;
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_audience(&[audience]);
     validation.validate_exp = false;
     validation.set_required_spec_claims(&["iss", "sub", "aud", "exp", "iat", "jti"]);
     let claims = jsonwebtoken::decode::<Value>(jwt, &key, &validation)
-        .unwrap_or_else(|e| panic!("the assertion does not verify for aud {audience}: {e}"))
+        .map_err(|e| format!("does not verify for aud {audience}: {e}"))?
         .claims;
-    assert_eq!(
-        claims["aud"],
-        Value::String(audience.to_string()),
-        "aud byte for byte"
-    );
-    let (iat, exp) = (claims["iat"].as_i64(), claims["exp"].as_i64());
-    assert!(
-        matches!((iat, exp), (Some(iat), Some(exp)) if exp > iat && exp - iat <= 300),
-        "exp within 5 minutes of iat"
-    );
-    claims
+    if claims["aud"] != Value::String(audience.to_string()) {
+        return Err(format!("aud is {}, not {audience}", claims["aud"]));
+    }
+    match (claims["iat"].as_i64(), claims["exp"].as_i64()) {
+        (Some(iat), Some(exp)) if exp > iat && exp - iat <= 300 => {}
+        _ => return Err("exp is not within 5 minutes of iat".into()),
+    }
+    if claims["iss"] != claims["sub"] {
+        return Err("iss and sub differ".into());
+    }
+    Ok(claims)
+}
+
+/// [`check_assertion`], panicking (a test helper) when a platform would refuse it.
+pub fn verify_assertion(jwt: &str, jwk: &PublicJwk, audience: &str) -> Value {
+    check_assertion(jwt, jwk, audience).unwrap_or_else(|why| panic!("assertion refused: {why}"))
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(request: &OutboundRequest) -> Option<&str> {
+    request
+        .header_value("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// A token endpoint's `200` with `token`, valid an hour.
+pub fn token_answer(token: &str) -> Result<OutboundResponse, OutboundError> {
+    ok_json(serde_json::json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": 3600,
+        "scope": "",
+    }))
 }
