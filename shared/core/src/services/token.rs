@@ -402,7 +402,7 @@ fn read_token(
     let expires_in = answer::number(body.get("expires_in"))
         .map(|s| s as i64)
         .unwrap_or(DEFAULT_EXPIRES_IN)
-        .min(MAX_CACHE_SECONDS);
+        .clamp(0, MAX_CACHE_SECONDS);
     Ok(CachedToken {
         access_token: Secret::new(token),
         // expires_in ≤ 60: used for this call only (expires_at ≤ now is never cached).
@@ -490,6 +490,13 @@ mod tests {
         )
         .expect("huge");
         assert_eq!(token.expires_at, NOW + MAX_CACHE_SECONDS - 60);
+        let token = read_token(
+            &ok(json!({"access_token": "t1", "expires_in": -1e308})),
+            0,
+            "",
+        )
+        .expect("negative: used once, never cached");
+        assert_eq!(token.expires_at, -60);
         for bad in [
             json!({}),
             json!({"access_token": ""}),
