@@ -13,11 +13,11 @@ use lti_core::launch::Launcher;
 use lti_core::login::LoginService;
 use lti_core::platform_cache::CachedPlatformStore;
 use lti_core::random::SystemRandom;
-use lti_http::fetch::HttpKeySetFetcher;
 use lti_http::handlers::{
     not_configured, JwksHandler, LaunchHandler, LoginHandler, ServicesDeps, ServicesHandler,
 };
 use lti_http::{HttpRequest, HttpResponse};
+use lti_outbound::jwks::HttpKeySetFetcher;
 use std::sync::Arc;
 
 /// The AWS clients of a function, with an optional call counter on each.

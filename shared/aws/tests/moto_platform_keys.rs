@@ -11,7 +11,7 @@ use lti_core::clock::{Clock, SystemClock};
 use lti_core::keys::{KeySetCache, PlatformKeys, SharedKeySet, STALE_WINDOW};
 use lti_core::signer::LocalRsaSigner;
 use lti_core::url_policy::UrlPolicy;
-use lti_http::fetch::HttpKeySetFetcher;
+use lti_outbound::jwks::HttpKeySetFetcher;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -641,3 +641,90 @@ pub async fn service_key_store_contract(store: &dyn ServiceKeyStore) {
     assert!(store.service_key(&id).await.expect("read").is_none());
     assert!(!store.delete_service_key(&id).await.expect("delete again"));
 }
+
+/// Runs every [`ServiceTokenCache`](crate::services::token::ServiceTokenCache) check.
+pub async fn service_token_cache_contract(cache: &dyn crate::services::token::ServiceTokenCache) {
+    use crate::error::Secret;
+    use crate::services::token::{CachedToken, TokenKey};
+    let registration = uuid::Uuid::new_v4();
+    let scopes = [
+        "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+        "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+    ];
+    let key = TokenKey::new(registration, &scopes);
+    assert!(cache
+        .service_token(&key, NOW)
+        .await
+        .expect("read")
+        .is_none());
+
+    let token = CachedToken {
+        access_token: Secret::new(unique("token")),
+        expires_at: NOW + 3540,
+    };
+    cache.put_service_token(&key, &token).await.expect("put");
+    assert_eq!(
+        cache.service_token(&key, NOW).await.expect("read"),
+        Some(token.clone()),
+        "read back exactly"
+    );
+    let reordered = TokenKey::new(registration, &[scopes[1], scopes[0], scopes[1]]);
+    assert_eq!(
+        cache
+            .service_token(&reordered, NOW + 3539)
+            .await
+            .expect("read"),
+        Some(token.clone()),
+        "the same scopes in another order are the same key"
+    );
+    assert!(
+        cache
+            .service_token(&key, NOW + 3540)
+            .await
+            .expect("read")
+            .is_none(),
+        "expiry is checked on every read (TTL deletion is lazy)"
+    );
+
+    // Other scopes, other registrations (two client_ids of one issuer): other tokens.
+    let fewer = TokenKey::new(registration, &scopes[..1]);
+    assert!(cache
+        .service_token(&fewer, NOW)
+        .await
+        .expect("read")
+        .is_none());
+    let sibling = TokenKey::new(uuid::Uuid::new_v4(), &scopes);
+    assert!(cache
+        .service_token(&sibling, NOW)
+        .await
+        .expect("read")
+        .is_none());
+    let sibling_token = CachedToken {
+        access_token: Secret::new(unique("sibling")),
+        expires_at: NOW + 100,
+    };
+    cache
+        .put_service_token(&sibling, &sibling_token)
+        .await
+        .expect("put");
+    assert_eq!(
+        cache.service_token(&key, NOW).await.expect("read"),
+        Some(token),
+        "a sibling registration's token never replaces this one"
+    );
+
+    // A refresh replaces the token.
+    let fresh = CachedToken {
+        access_token: Secret::new(unique("fresh")),
+        expires_at: NOW + 7000,
+    };
+    cache.put_service_token(&key, &fresh).await.expect("put");
+    assert_eq!(
+        cache.service_token(&key, NOW + 5000).await.expect("read"),
+        Some(fresh)
+    );
+    assert_eq!(
+        cache.service_token(&sibling, NOW).await.expect("read"),
+        Some(sibling_token)
+    );
+}

@@ -68,6 +68,8 @@ struct Inner {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Service access tokens by [`TokenKey::id`] (see the impl at the end).
+    service_tokens: Mutex<HashMap<String, CachedToken>>,
 }
 
 /// Expired states beyond this many are pruned on the next insert.
@@ -449,6 +451,39 @@ impl ServiceKeyStore for MemoryStore {
         if let Some(key) = self.lock().service_keys.get_mut(id) {
             key.last_used_at = Some(now);
         }
+        Ok(())
+    }
+}
+
+use crate::services::token::{CachedToken, ServiceTokenCache, TokenKey};
+
+#[async_trait]
+impl ServiceTokenCache for MemoryStore {
+    async fn service_token(
+        &self,
+        key: &TokenKey,
+        now: i64,
+    ) -> Result<Option<CachedToken>, StoreError> {
+        Ok(self
+            .service_tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key.id())
+            .filter(|t| t.expires_at > now)
+            .cloned())
+    }
+
+    async fn put_service_token(
+        &self,
+        key: &TokenKey,
+        token: &CachedToken,
+    ) -> Result<(), StoreError> {
+        // One entry per (registration, scope set), replaced on refresh: a handful per
+        // registration, nothing to prune.
+        self.service_tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.id(), token.clone());
         Ok(())
     }
 }

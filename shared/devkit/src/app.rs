@@ -5,8 +5,8 @@
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use lti_core::keys::{parse_jwks, KeySetFetcher};
 use lti_core::launch::LaunchContext;
-use lti_http::fetch::HttpKeySetFetcher;
 use lti_http::{HttpRequest, HttpResponse};
+use lti_outbound::jwks::HttpKeySetFetcher;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 use serde_json::Value;

@@ -19,12 +19,12 @@ use lti_core::login::LoginService;
 use lti_core::platform::{Deployment, PlatformInput, PlatformStore};
 use lti_core::random::{Random, SystemRandom};
 use lti_core::signer::LocalRsaSigner;
-use lti_http::fetch::HttpKeySetFetcher;
 use lti_http::handlers::{
     JwksHandler, LaunchHandler, LoginHandler, ServicesDeps, ServicesHandler, ToolRouter,
 };
 use lti_http::request::{RequestError, MAX_REQUEST_BODY};
 use lti_http::{respond, RequestId};
+use lti_outbound::jwks::HttpKeySetFetcher;
 use platform::DemoPlatform;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -2,13 +2,12 @@
 //!
 //! The HTTP side of lti-lambda, shared by the Lambda functions and the dev server:
 //! request parsing ([`request`]), the one place errors become responses
-//! ([`respond`]), HTML pages ([`pages`]), the handlers of the four functions
-//! ([`handlers`]) and the reqwest adapter for platform keys ([`fetch`]).
+//! ([`respond`]), HTML pages ([`pages`]) and the handlers of the four functions
+//! ([`handlers`]). Calls *to* platforms live in `lti-outbound`.
 //!
 //! Requests and responses are plain `http` types with `Bytes` bodies, so the same
 //! handler runs behind `lambda_http` and behind the dev server's hyper.
 
-pub mod fetch;
 pub mod handlers;
 pub mod pages;
 pub mod request;

@@ -12,12 +12,12 @@ use lti_core::memory::MemoryStore;
 use lti_core::platform::PlatformStore;
 use lti_core::random::SystemRandom;
 use lti_core::signer::LocalRsaSigner;
-use lti_http::fetch::HttpKeySetFetcher;
 use lti_http::handlers::{
     not_configured, JwksHandler, LaunchHandler, LoginHandler, ServicesDeps, ServicesHandler,
     ToolRouter,
 };
 use lti_http::HttpRequest;
+use lti_outbound::jwks::HttpKeySetFetcher;
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
 

@@ -30,7 +30,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let fetcher = match lti_http::fetch::HttpKeySetFetcher::new(
+    let fetcher = match lti_outbound::jwks::HttpKeySetFetcher::new(
         lti_core::url_policy::UrlPolicy::ALLOW_LOOPBACK,
     ) {
         Ok(f) => f,

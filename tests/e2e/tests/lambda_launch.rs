@@ -46,7 +46,7 @@ async fn a_launch_through_the_lambda_binaries_lands_in_the_app_and_consumes_the_
         jwks_url: format!("{base}/.well-known/jwks.json"),
         tool_issuer: base.clone(),
         audience: base.clone(),
-        fetcher: lti_http::fetch::HttpKeySetFetcher::new(
+        fetcher: lti_outbound::jwks::HttpKeySetFetcher::new(
             lti_core::url_policy::UrlPolicy::ALLOW_LOOPBACK,
         )
         .expect("client"),

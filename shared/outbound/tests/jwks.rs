@@ -5,7 +5,7 @@
 use lti_core::keys::KeySetFetcher;
 use lti_core::url_policy::UrlPolicy;
 use lti_core::Problem;
-use lti_http::fetch::{HttpKeySetFetcher, MAX_JWKS_BYTES};
+use lti_outbound::jwks::{HttpKeySetFetcher, MAX_JWKS_BYTES};
 
 fn fetcher() -> HttpKeySetFetcher {
     HttpKeySetFetcher::new(UrlPolicy::ALLOW_LOOPBACK).expect("client")
@@ -175,14 +175,14 @@ async fn loopback_is_refused_without_the_opt_in_before_any_connection() {
 #[tokio::test]
 async fn a_hostname_is_connected_to_only_at_addresses_the_rules_allow() {
     // `localhost` resolves (through /etc/hosts) to loopback addresses only.
-    let err = lti_http::fetch::resolve_allowed(UrlPolicy::STRICT, "localhost")
+    let err = lti_outbound::resolve_allowed(UrlPolicy::STRICT, "localhost")
         .await
         .expect_err("loopback only: refused");
     assert!(
         err.contains("resolves only to addresses the URL rules refuse"),
         "{err}"
     );
-    let allowed = lti_http::fetch::resolve_allowed(UrlPolicy::ALLOW_LOOPBACK, "localhost")
+    let allowed = lti_outbound::resolve_allowed(UrlPolicy::ALLOW_LOOPBACK, "localhost")
         .await
         .expect("allowed with the opt-in");
     assert!(allowed.iter().all(|a| a.ip().is_loopback()) && !allowed.is_empty());

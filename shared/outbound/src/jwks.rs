@@ -10,15 +10,14 @@
 //! or 10.x is not reached either. Proxy variables (`HTTPS_PROXY`…) are ignored: a proxy
 //! would resolve names where these checks cannot see.
 
+use crate::resolver::PolicyResolver;
 use async_trait::async_trait;
 use lti_core::keys::{CacheControl, FetchError, FetchedKeySet, KeySetFetcher};
 use lti_core::url_policy::UrlPolicy;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The User-Agent of every outgoing call.
-pub const USER_AGENT: &str = concat!("lti-lambda/", env!("CARGO_PKG_VERSION"));
+pub use crate::USER_AGENT;
 /// Largest JWKS document accepted.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Most redirects followed for one fetch.
@@ -35,44 +34,6 @@ pub struct HttpKeySetFetcher {
 #[derive(Debug, thiserror::Error)]
 #[error("redirected to a URL the registration rules refuse: it {0}")]
 struct RedirectRefused(String);
-
-/// Resolves names with the system resolver and keeps only the addresses `policy`
-/// allows, so the connection can only go there.
-struct PolicyResolver {
-    policy: UrlPolicy,
-}
-
-impl reqwest::dns::Resolve for PolicyResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.policy;
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let allowed = resolve_allowed(policy, &host).await?;
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-/// The addresses `host` resolves to that `policy` allows ([`UrlPolicy::check_ip`]);
-/// an error when it resolves only to refused ones. What the fetcher connects to.
-pub async fn resolve_allowed(policy: UrlPolicy, host: &str) -> Result<Vec<SocketAddr>, String> {
-    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
-        .await
-        .map_err(|e| format!("{host} could not be resolved: {e}"))?
-        .collect();
-    let allowed: Vec<SocketAddr> = resolved
-        .iter()
-        .copied()
-        .filter(|a| policy.check_ip(a.ip()).is_ok())
-        .collect();
-    if allowed.is_empty() && !resolved.is_empty() {
-        return Err(format!(
-            "{host} resolves only to addresses the URL rules refuse (private, link-local \
-             or loopback)"
-        ));
-    }
-    Ok(allowed)
-}
 
 impl HttpKeySetFetcher {
     /// A fetcher with a 5 s timeout that connects only where `policy` allows.
