@@ -202,6 +202,8 @@ async fn the_services_function_refuses_loopback_platform_urls_unless_opted_in() 
             ),
             ("LTI_APP_LANDING_URL", "https://app.example/landing"),
             ("LTI_TABLE_NAME", table.as_str()),
+            // The services function signs with the tool key; registering makes no KMS call.
+            ("LTI_KMS_KEY_ID", "alias/unused-here"),
             ("LTI_ADMIN_TOKEN", admin),
             ("LTI_INSECURE_ALLOW_LOOPBACK_URLS", opt_in.unwrap_or("")),
         ]);
