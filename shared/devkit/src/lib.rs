@@ -188,6 +188,12 @@ impl DevServer {
                 signer: signer.clone(),
                 clock: options.clock.clone(),
                 random: random.clone(),
+                http: Arc::new(
+                    lti_outbound::ReqwestPlatformHttp::new(config.url_policy())
+                        .map_err(|e| DevError::Setup(e.to_string()))?,
+                ),
+                token_cache: store.clone(),
+                users: store.clone(),
             }),
         };
         // The app backend's service key: LTI_SERVICE_KEY, else one generated once.

@@ -19,3 +19,4 @@ impl Drop for TempDir {
 }
 pub mod dev;
 pub mod lms;
+pub mod lms_services;
