@@ -8,6 +8,7 @@
 pub mod app;
 pub mod browser;
 pub mod platform;
+pub mod scripted;
 pub mod store;
 
 use app::DemoApp;

@@ -7,7 +7,7 @@ mod common;
 
 use common::dev::{Dev, ADMIN};
 use common::lms::{Lms, LTI};
-use common::lms_services::{LmsServices, MEMBERS};
+use lti_dev::scripted::{LmsServices, MEMBERS};
 use serde_json::{json, Value};
 
 const INSTRUCTOR: &str = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor";
@@ -24,7 +24,8 @@ struct Course {
 async fn course() -> Course {
     let dev = Dev::start().await;
     let lms = Lms::start("ags-client").await;
-    let services = LmsServices::start(&dev.tool, "ags-client").await;
+    let services =
+        LmsServices::start(&format!("{}/.well-known/jwks.json", dev.tool), "ags-client").await;
     let mut registration = lms.registration();
     registration["authTokenUrl"] = json!(services.token_url());
     let reply = lms.admin_post(&dev.tool, ADMIN, &registration).await;

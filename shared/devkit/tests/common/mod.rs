@@ -19,4 +19,3 @@ impl Drop for TempDir {
 }
 pub mod dev;
 pub mod lms;
-pub mod lms_services;

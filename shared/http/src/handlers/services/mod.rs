@@ -103,6 +103,7 @@ impl ServicesHandler {
             records: deps.records.clone(),
             platforms: deps.platforms.clone(),
             clock: deps.clock.clone(),
+            launches: Default::default(),
         });
         Self {
             config: deps.config,

@@ -1,9 +1,9 @@
-//! The LTI Advantage side of a scripted LMS, over HTTP on 127.0.0.1, for tests of the
-//! services through a running tool: a token endpoint that verifies the tool's client
+//! The LTI Advantage side of a scripted LMS, over HTTP on 127.0.0.1, for the tests of
+//! every crate that exercise the services through a running tool (dev server or
+//! Lambda functions): a token endpoint that verifies the tool's client
 //! assertion against the tool's JWKS (signature, `iss`/`sub`, `aud`, `exp`, `jti`
 //! never seen before), a gradebook behind Moodle-shaped AGS URLs (line item URLs with
 //! a query string), and a roster of 35 members served 10 per page with `Link` headers.
-#![allow(dead_code)]
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -42,8 +42,8 @@ struct Book {
 pub struct LmsServices {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
-    /// The tool whose client assertions the token endpoint accepts.
-    pub tool: String,
+    /// The JWKS URL of the tool whose client assertions the token endpoint accepts.
+    pub tool_jwks: String,
     pub client_id: String,
     book: Arc<Mutex<Book>>,
     task: tokio::task::JoinHandle<()>,
@@ -59,13 +59,14 @@ impl Drop for LmsServices {
 struct Ctx {
     book: Arc<Mutex<Book>>,
     url: String,
-    tool: String,
+    tool_jwks: String,
     client_id: String,
 }
 
 impl LmsServices {
-    /// Starts the services for `client_id`'s registration with the tool at `tool`.
-    pub async fn start(tool: &str, client_id: &str) -> Self {
+    /// Starts the services for `client_id`'s registration with the tool whose keys are
+    /// published at `tool_jwks`.
+    pub async fn start(tool_jwks: &str, client_id: &str) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -74,7 +75,7 @@ impl LmsServices {
         let ctx = Ctx {
             book: book.clone(),
             url: url.clone(),
-            tool: tool.to_string(),
+            tool_jwks: tool_jwks.to_string(),
             client_id: client_id.to_string(),
         };
         let router = axum::Router::new()
@@ -104,7 +105,7 @@ impl LmsServices {
         });
         Self {
             url,
-            tool: tool.to_string(),
+            tool_jwks: tool_jwks.to_string(),
             client_id: client_id.to_string(),
             book,
             task,
@@ -230,7 +231,7 @@ async fn token(State(ctx): State<Ctx>, body: String) -> Response {
     }
     let assertion = form.get("client_assertion").cloned().unwrap_or_default();
     // The tool's keys, fetched like a platform does.
-    let jwks: Value = match reqwest::get(format!("{}/.well-known/jwks.json", ctx.tool)).await {
+    let jwks: Value = match reqwest::get(&ctx.tool_jwks).await {
         Ok(r) => r.json().await.unwrap_or(Value::Null),
         Err(_) => Value::Null,
     };
