@@ -129,6 +129,10 @@ impl ServicesHandler {
                 Method::GET => self.tool_settings(&request).await,
                 _ => method_not_allowed(&request),
             },
+            paths::OPENAPI => match method {
+                Method::GET => openapi(),
+                _ => api_method_not_allowed(&request),
+            },
             p if p.starts_with("/lti/ags/") => self.ags(&request, p).await,
             p if p.starts_with("/lti/nrps/") => self.nrps(&request, p).await,
             paths::DEEP_LINK => match method {
@@ -274,6 +278,18 @@ fn service_problem(request: &HttpRequest, error: &ServiceError) -> HttpResponse 
             http::HeaderValue::from_static("ApiKey header=\"x-api-key\""),
         );
     }
+    response
+}
+
+/// The OpenAPI 3.1 document of the app-facing API (`openapi.json` next to this file).
+pub const OPENAPI_DOCUMENT: &str = include_str!("openapi.json");
+
+fn openapi() -> HttpResponse {
+    let mut response = crate::respond::json_text(http::StatusCode::OK, OPENAPI_DOCUMENT);
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("public, max-age=3600"),
+    );
     response
 }
 
