@@ -227,6 +227,45 @@ async fn every_event_file_is_answered_by_its_function() {
         })
         .await;
     assert_eq!(json_of(&response)["platforms"][0]["issuer"], ISS);
+    // The services: the document, a key, and calls answered with their codes.
+    let functions::Function::Ready(services) = services else {
+        panic!("services configured")
+    };
+    let response = services
+        .handle(to_http(event("services-openapi-get.json")))
+        .await;
+    assert_eq!(json_of(&response)["openapi"], "3.1.0");
+    let response = services
+        .handle(to_http(event("admin-service-keys-post.json")))
+        .await;
+    assert_eq!(response.status(), 201);
+    assert!(json_of(&response)["key"]
+        .as_str()
+        .is_some_and(|k| k.starts_with("lsk_")));
+    services
+        .service_keys
+        .install(
+            &lti_core::error::Secret::new("lsk_sample_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"),
+            "events",
+        )
+        .await
+        .expect("install");
+    for name in ["ags-lineitems-get.json", "ags-scores-post.json"] {
+        let response = services.handle(to_http(event(name))).await;
+        assert_eq!(
+            (response.status().as_u16(), code_of(&response)),
+            (401, "LTI_LAUNCH_TOKEN_INVALID".to_string()),
+            "{name}"
+        );
+    }
+    let response = services
+        .handle(to_http(event("nrps-members-get.json")))
+        .await;
+    assert_eq!(
+        (response.status().as_u16(), code_of(&response)),
+        (404, "LTI_CONTEXT_UNKNOWN".to_string())
+    );
+
     // The responses convert back to what lambda_http sends.
     let lambda_response = from_http(login.handle(to_http(event("login-get.json"))).await);
     assert_eq!(lambda_response.status(), 302);

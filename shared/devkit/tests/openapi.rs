@@ -144,12 +144,7 @@ async fn every_answer_of_the_services_matches_the_openapi_document() {
             });
         }
         let (lms, tool) = (&lms, tool.clone());
-        async move {
-            lms.launch(&tool, claims)
-                .await
-                .app_token()
-                .expect("token")
-        }
+        async move { lms.launch(&tool, claims).await.app_token().expect("token") }
     };
     let teacher = launch(INSTRUCTOR, false).await;
     let learner = launch(LEARNER, false).await;
