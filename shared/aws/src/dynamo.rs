@@ -61,7 +61,12 @@ pub struct DynamoStore {
     /// otherwise rewrite the same item, and concurrent launches from one course would
     /// make the launch transactions conflict on it.
     recent: std::sync::Arc<std::sync::Mutex<HashMap<String, (u64, i64)>>>,
+    /// States this instance consumed: a replay of one is refused without a call.
+    consumed: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
+
+/// States remembered as consumed per instance (then the set starts over).
+const CONSUMED_REMEMBERED: usize = 10_000;
 
 /// How long a course or resource-link record written by this instance is not written
 /// again with the same content, seconds.
@@ -300,6 +305,7 @@ impl DynamoStore {
             client,
             table: table.into(),
             recent: Default::default(),
+            consumed: Default::default(),
         }
     }
 
@@ -594,6 +600,13 @@ impl PlatformStore for DynamoStore {
 
 #[async_trait]
 impl LaunchStore for DynamoStore {
+    fn recently_consumed(&self, state: &str) -> bool {
+        self.consumed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(state)
+    }
+
     async fn begin_login(&self, state: &LoginState) -> Result<(), StoreError> {
         let mut put = self
             .client
@@ -642,6 +655,11 @@ impl LaunchStore for DynamoStore {
         match self.transact(items, 3).await? {
             Ok(()) => {
                 self.remember(remember, claim.now);
+                let mut consumed = self.consumed.lock().unwrap_or_else(|e| e.into_inner());
+                if consumed.len() >= CONSUMED_REMEMBERED {
+                    consumed.clear();
+                }
+                consumed.insert(claim.state.clone());
                 Ok(())
             }
             Err(None) => Err(ConsumeError::Unknown),

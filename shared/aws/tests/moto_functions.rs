@@ -339,13 +339,27 @@ async fn a_warm_login_makes_one_write_and_a_warm_launch_two_aws_calls() {
         .handle(to_http(launch_event(&token, &state)))
         .await;
     assert_eq!(response.status(), 200);
-    let warm_launch = stack.counter.take();
+    let warm_calls = stack.counter.take_calls();
+    let warm_critical = lti_aws::calls::critical_path(&warm_calls);
+    let mut warm_launch: Vec<String> = warm_calls.into_iter().map(|c| c.name).collect();
+    warm_launch.sort();
+    // A replay of that launch on this instance: refused without any AWS call.
+    let replay = launch_fn
+        .handle(to_http(launch_event(&token, &state)))
+        .await;
+    assert_eq!(replay.status(), 409);
+    assert!(
+        stack.counter.take().is_empty(),
+        "a known replay costs no call"
+    );
     let response = jwks_fn.handle(to_http(event("jwks-get.json"))).await;
     assert_eq!(response.status(), 200);
     let warm_jwks = stack.counter.take();
 
     println!("AWS calls per login: cold {cold_login:?}, warm {warm_login:?}");
-    println!("AWS calls per launch: cold {cold_launch:?}, warm {warm_launch:?}");
+    println!(
+        "AWS calls per launch: cold {cold_launch:?}, warm {warm_launch:?} ({warm_critical} on the critical path)"
+    );
     println!("AWS calls per JWKS request: cold {cold_jwks:?}, warm {warm_jwks:?}");
     assert_eq!(
         warm_login,
@@ -357,6 +371,7 @@ async fn a_warm_login_makes_one_write_and_a_warm_launch_two_aws_calls() {
         vec!["dynamodb:TransactWriteItems", "kms:Sign"],
         "launch: one DynamoDB transaction (state + user) and one KMS signature"
     );
+    assert_eq!(warm_critical, 1, "made concurrently: one round trip");
     assert!(warm_jwks.is_empty(), "JWKS: no call when warm");
 
     // The state is consumed and the user exists.

@@ -329,6 +329,13 @@ impl LaunchStore for MemoryStore {
         Ok(())
     }
 
+    fn recently_consumed(&self, state: &str) -> bool {
+        self.lock()
+            .states
+            .get(state)
+            .is_some_and(|s| s.consumed_at.is_some())
+    }
+
     async fn record_once(
         &self,
         key: &str,

@@ -111,6 +111,13 @@ pub trait LaunchStore: Send + Sync {
         writes: &LaunchWrites,
     ) -> Result<(), ConsumeError>;
 
+    /// True when this process already saw `state` consumed: a replay refused without
+    /// any store call (a local, best-effort answer; `false` when unknown).
+    fn recently_consumed(&self, state: &str) -> bool {
+        let _ = state;
+        false
+    }
+
     /// Records a one-time token id (nonce or jti of a direct launch) until `expires_at`.
     /// Fails with [`ConsumeError::AlreadyUsed`] if it is already recorded and unexpired,
     /// and makes `writes` in the same atomic step.

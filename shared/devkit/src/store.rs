@@ -214,6 +214,9 @@ impl LaunchStore for FileStore {
         self.persist()?;
         Ok(())
     }
+    fn recently_consumed(&self, state: &str) -> bool {
+        self.memory.recently_consumed(state)
+    }
     async fn record_once(
         &self,
         key: &str,

@@ -231,7 +231,14 @@ impl Launcher {
         // Everything that can fail before the hand-off is done before the state is
         // consumed, so a refused launch never uses up the user's login.
         let (prepared, writes) = self.prepare(&mut launch, now)?;
-        // 7. Consume state and nonce once, atomically, with the user upsert.
+        // 7–8. Consume state and nonce once, atomically, with everything the launch
+        // writes — and, at the same time, sign the app token. The two do not depend on
+        // each other, so the user waits for one round trip, not two; the token is handed
+        // out only if the consumption succeeded (a refused launch never gets it). A
+        // state this instance already saw consumed is refused before either call.
+        if self.launches.recently_consumed(state) {
+            return Err(LaunchError::Replayed);
+        }
         let claim = StateClaim {
             state: state.to_string(),
             nonce,
@@ -239,19 +246,19 @@ impl Launcher {
             client_id: launch.platform.client_id.clone(),
             now,
         };
-        self.launches
-            .finish_launch(&claim, &writes)
-            .await
-            .map_err(|e| match e {
-                ConsumeError::Unknown => LaunchError::StateUnknown,
-                ConsumeError::Expired => LaunchError::StateExpired,
-                ConsumeError::AlreadyUsed => LaunchError::Replayed,
-                ConsumeError::NonceMismatch => LaunchError::NonceInvalid,
-                ConsumeError::PlatformMismatch => LaunchError::StatePlatformMismatch,
-                ConsumeError::Store(e) => LaunchError::Store(e),
-            })?;
-        // 8. Hand the user off to the app.
-        Ok(prepared.sign(self.signer.as_ref()).await?)
+        let (consumed, signed) = tokio::join!(
+            self.launches.finish_launch(&claim, &writes),
+            prepared.sign(self.signer.as_ref())
+        );
+        consumed.map_err(|e| match e {
+            ConsumeError::Unknown => LaunchError::StateUnknown,
+            ConsumeError::Expired => LaunchError::StateExpired,
+            ConsumeError::AlreadyUsed => LaunchError::Replayed,
+            ConsumeError::NonceMismatch => LaunchError::NonceInvalid,
+            ConsumeError::PlatformMismatch => LaunchError::StatePlatformMismatch,
+            ConsumeError::Store(e) => LaunchError::Store(e),
+        })?;
+        Ok(signed?)
     }
 
     /// Gives the launch its id and prepares, before anything is consumed, the app token
@@ -307,14 +314,17 @@ impl Launcher {
         // A fixed-size key whatever the token carries (a 2 KB jti is no store error).
         let key = token_hash(&format!("{}\n{}", launch.platform.issuer, once));
         let (prepared, writes) = self.prepare(&mut launch, now)?;
-        self.launches
-            .record_once(&key, once_record_until(launch.exp, now), now, &writes)
-            .await
-            .map_err(|e| match e {
-                ConsumeError::Store(e) => LaunchError::Store(e),
-                _ => LaunchError::Replayed,
-            })?;
-        let mut handoff = prepared.sign(self.signer.as_ref()).await?;
+        // As for a standard launch: recorded once and signed at the same time.
+        let (recorded, signed) = tokio::join!(
+            self.launches
+                .record_once(&key, once_record_until(launch.exp, now), now, &writes),
+            prepared.sign(self.signer.as_ref())
+        );
+        recorded.map_err(|e| match e {
+            ConsumeError::Store(e) => LaunchError::Store(e),
+            _ => LaunchError::Replayed,
+        })?;
+        let mut handoff = signed?;
         // A direct launch answers with a redirect, so the token travels in the
         // fragment (never the query).
         handoff.mode = crate::config::HandoffMode::Fragment;
