@@ -14,6 +14,7 @@
 //! | a course's services | `CTX#<registration id>#<context id>` | `CTX` |
 //! | a resource link's line item | `CTX#<registration id>#<context id>` | `LINK#<resource link id>` |
 //! | a one-time answer (deep linking) | `USED#<key>` | `USED` |
+//! | the tool's public key (a cold launch's kid) | `TOOLKEY#<KMS key id>` | `TOOLKEY` |
 //!
 //! Key parts are escaped (`%` → `%25`, `#` → `%23`) so no two (issuer, client_id)
 //! pairs can share a key; a part longer than [`MAX_KEY_PART`] bytes once escaped is
@@ -35,11 +36,12 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use lti_core::error::StoreError;
 use lti_core::keys::{KeySetCache, SharedKeySet};
-use lti_core::platform::{Deployment, Platform, PlatformStore, Saved};
+use lti_core::platform::{ColdStart, ColdStartRequest, Deployment, Platform, PlatformStore, Saved};
 use lti_core::services::keys::{ServiceKeyRecord, ServiceKeyStore};
 use lti_core::services::records::{
     ContextRecord, LaunchRecord, LaunchWrites, LinkRecord, ServiceRecords,
 };
+use lti_core::signer::{PublicJwk, ToolKeyCache};
 use lti_core::state::{refusal, ConsumeError, LaunchStore, LoginState, StateClaim, StoredState};
 use lti_core::user::{UserRecord, UserStore};
 use std::collections::HashMap;
@@ -430,8 +432,94 @@ fn backoff(attempt: usize, base_ms: u64) -> std::time::Duration {
     std::time::Duration::from_millis(jittered)
 }
 
+fn tool_key_key(key_id: &str) -> (AttributeValue, AttributeValue) {
+    (s(format!("TOOLKEY#{}", key_part(key_id))), s("TOOLKEY"))
+}
+
+fn shared_key_set_from(item: &Item) -> Option<SharedKeySet> {
+    let stale_until = get_n(item, "expires_at")?;
+    let fresh_until = get_n(item, "fresh_until")?.min(stale_until);
+    let body = item.get("body")?.as_b().ok()?.as_ref().to_vec();
+    Some(SharedKeySet {
+        body,
+        fresh_until,
+        stale_until,
+    })
+}
+
 #[async_trait]
 impl PlatformStore for DynamoStore {
+    /// One `BatchGetItem`: the registration, the deployment, the registration's platform
+    /// keys and the tool's public key. A key DynamoDB leaves unprocessed is simply not
+    /// in the answer: the launch reads it alone afterwards.
+    async fn cold_start(
+        &self,
+        request: &ColdStartRequest<'_>,
+    ) -> Result<Option<ColdStart>, StoreError> {
+        let mut keys: Vec<(AttributeValue, AttributeValue)> =
+            vec![platform_key(request.issuer, request.client_id)];
+        if let Some(deployment) = request.deployment_id {
+            keys.push(deployment_key(
+                request.issuer,
+                request.client_id,
+                deployment,
+            ));
+        }
+        keys.push(jwks_key(request.key_set));
+        if let Some(tool) = request.tool_key_id {
+            keys.push(tool_key_key(tool));
+        }
+        let wanted = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(
+                keys.iter()
+                    .map(|(pk, sk)| {
+                        HashMap::from([
+                            ("pk".to_string(), pk.clone()),
+                            ("sk".to_string(), sk.clone()),
+                        ])
+                    })
+                    .collect(),
+            ))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let output = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, wanted)
+            .send()
+            .await
+            .map_err(|e| unavailable("BatchGetItem", e))?;
+        let items = output
+            .responses
+            .and_then(|mut r| r.remove(&self.table))
+            .unwrap_or_default();
+        let find = |(pk, sk): &(AttributeValue, AttributeValue)| {
+            items
+                .iter()
+                .find(|i| i.get("pk") == Some(pk) && i.get("sk") == Some(sk))
+        };
+        let mut cold = ColdStart::default();
+        if let Some(item) = find(&keys[0]) {
+            cold.platform = Some(platform_from(item)?);
+        }
+        if let Some(deployment) = request.deployment_id {
+            let key = deployment_key(request.issuer, request.client_id, deployment);
+            cold.deployment = find(&key).map(|item| Deployment {
+                issuer: request.issuer.to_string(),
+                client_id: request.client_id.to_string(),
+                deployment_id: deployment.to_string(),
+                created_at: get_n(item, "created_at").unwrap_or_default(),
+            });
+        }
+        cold.key_set = find(&jwks_key(request.key_set)).and_then(shared_key_set_from);
+        if let Some(tool) = request.tool_key_id {
+            cold.tool_key = find(&tool_key_key(tool))
+                .and_then(|item| get_s(item, "doc"))
+                .and_then(|doc| serde_json::from_str::<PublicJwk>(&doc).ok());
+        }
+        Ok(Some(cold))
+    }
+
     async fn platforms_by_issuer(
         &self,
         issuer: &str,
@@ -946,20 +1034,34 @@ fn jwks_key(url: &str) -> (AttributeValue, AttributeValue) {
 }
 
 #[async_trait]
+impl ToolKeyCache for DynamoStore {
+    async fn put_tool_key(&self, key_id: &str, jwk: &PublicJwk) {
+        let (pk, sk) = tool_key_key(key_id);
+        let doc = match serde_json::to_string(jwk) {
+            Ok(doc) => doc,
+            Err(_) => return,
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", pk)
+            .item("sk", sk)
+            .item("entity", s("tool_key"))
+            .item("doc", s(doc))
+            .send()
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %unavailable("PutItem", e), "tool public key not cached");
+        }
+    }
+}
+
+#[async_trait]
 impl KeySetCache for DynamoStore {
     async fn get(&self, url: &str, now: i64) -> Option<SharedKeySet> {
         match self.get(jwks_key(url), false).await {
-            Ok(item) => {
-                let item = item?;
-                let stale_until = get_n(&item, "expires_at")?;
-                let fresh_until = get_n(&item, "fresh_until")?.min(stale_until);
-                let body = item.get("body")?.as_b().ok()?.as_ref().to_vec();
-                (stale_until > now).then_some(SharedKeySet {
-                    body,
-                    fresh_until,
-                    stale_until,
-                })
-            }
+            Ok(item) => shared_key_set_from(&item?).filter(|set| set.stale_until > now),
             Err(e) => {
                 tracing::warn!(error = %e, "platform key cache unavailable");
                 None

@@ -127,11 +127,14 @@ pub fn launch(clients: &Clients, var: Lookup<'_>) -> Function<LaunchHandler> {
                 keys: Arc::new(
                     PlatformKeys::new(Arc::new(fetcher)).with_shared_cache(store.clone()),
                 ),
-                signer: Arc::new(KmsSigner::new(
-                    clients.kms.clone(),
-                    aws.kms_key_id,
-                    aws.previous_kms_key_ids,
-                )),
+                signer: Arc::new(
+                    KmsSigner::new(
+                        clients.kms.clone(),
+                        aws.kms_key_id,
+                        aws.previous_kms_key_ids,
+                    )
+                    .with_key_cache(store),
+                ),
                 clock,
                 random: Arc::new(SystemRandom),
             },
@@ -139,12 +142,18 @@ pub fn launch(clients: &Clients, var: Lookup<'_>) -> Function<LaunchHandler> {
     })())
 }
 
-/// The jwks function: only the KMS key.
+/// The jwks function: the KMS key; with the table (`LTI_TABLE_NAME`), it also keeps
+/// the active key's public half there for cold launches.
 pub fn jwks(clients: &Clients, var: Lookup<'_>) -> Function<JwksHandler> {
     config_or_log((|| {
         let (key, previous) = AwsConfig::key_from(var)?;
+        let mut signer = KmsSigner::new(clients.kms.clone(), key, previous);
+        if let Ok(table) = AwsConfig::table_from(var) {
+            signer =
+                signer.with_key_cache(Arc::new(DynamoStore::new(clients.dynamodb.clone(), table)));
+        }
         Ok(JwksHandler {
-            signer: Arc::new(KmsSigner::new(clients.kms.clone(), key, previous)),
+            signer: Arc::new(signer),
         })
     })())
 }

@@ -16,7 +16,8 @@ use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use aws_sdk_kms::Client;
-use lti_core::signer::{PublicJwk, Signer, SignerError};
+use lti_core::signer::{PublicJwk, Signer, SignerError, ToolKeyCache};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OnceCell};
 
@@ -28,11 +29,12 @@ pub const MAX_RAW_MESSAGE: usize = 4096;
 pub const PREVIOUS_KEY_RETRY: Duration = Duration::from_secs(300);
 
 /// Signs with a KMS asymmetric key (`RSA_2048`, `SIGN_VERIFY`).
-#[derive(Debug)]
 pub struct KmsSigner {
     client: Client,
     key_id: String,
     active: OnceCell<PublicJwk>,
+    /// Where the active key's public half is kept for cold launches (the table).
+    key_cache: Option<Arc<dyn ToolKeyCache>>,
     previous: Vec<PreviousKey>,
     retry_after: Duration,
 }
@@ -84,6 +86,7 @@ impl KmsSigner {
             client,
             key_id: key_id.into(),
             active: OnceCell::new(),
+            key_cache: None,
             previous: previous
                 .into_iter()
                 .map(|key_id| PreviousKey {
@@ -97,6 +100,20 @@ impl KmsSigner {
 
     /// Changes how long an unreadable previous key is left out before it is asked for
     /// again (default [`PREVIOUS_KEY_RETRY`]; tests shorten it).
+    /// Also keeps the active key's public half in `cache` once read from KMS, and takes
+    /// it from there (read by a cold launch with its registration) instead of calling
+    /// `GetPublicKey`. Only for a key id or key ARN: an alias can be moved to another
+    /// key, so a signer configured with one always asks KMS.
+    pub fn with_key_cache(mut self, cache: Arc<dyn ToolKeyCache>) -> Self {
+        self.key_cache = Some(cache);
+        self
+    }
+
+    /// True when the configured key id names a key for good (not an alias).
+    fn key_is_fixed(&self) -> bool {
+        !(self.key_id.starts_with("alias/") || self.key_id.contains(":alias/"))
+    }
+
     pub fn with_previous_key_retry(mut self, retry_after: Duration) -> Self {
         self.retry_after = retry_after;
         self
@@ -128,7 +145,13 @@ impl KmsSigner {
     /// next request tries again, as nothing can be signed without it).
     async fn active(&self) -> Result<&PublicJwk, SignerError> {
         self.active
-            .get_or_try_init(|| self.public_key(&self.key_id))
+            .get_or_try_init(|| async {
+                let jwk = self.public_key(&self.key_id).await?;
+                if let Some(cache) = self.key_cache.as_ref().filter(|_| self.key_is_fixed()) {
+                    cache.put_tool_key(&self.key_id, &jwk).await;
+                }
+                Ok(jwk)
+            })
             .await
     }
 
@@ -166,8 +189,28 @@ impl KmsSigner {
     }
 }
 
+impl std::fmt::Debug for KmsSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KmsSigner")
+            .field("key_id", &self.key_id)
+            .field("previous", &self.previous.len())
+            .finish_non_exhaustive()
+    }
+}
+
 #[async_trait]
 impl Signer for KmsSigner {
+    fn public_key_cache_id(&self) -> Option<String> {
+        (self.key_cache.is_some() && self.key_is_fixed() && self.active.get().is_none())
+            .then(|| self.key_id.clone())
+    }
+
+    fn seed_public_key(&self, jwk: PublicJwk) {
+        if self.key_is_fixed() {
+            let _ = self.active.set(jwk);
+        }
+    }
+
     async fn key_id(&self) -> Result<String, SignerError> {
         Ok(self.active().await?.kid.clone())
     }

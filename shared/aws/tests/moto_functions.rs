@@ -356,6 +356,41 @@ async fn a_warm_login_makes_one_write_and_a_warm_launch_two_aws_calls() {
     assert_eq!(response.status(), 200);
     let warm_jwks = stack.counter.take();
 
+    // A new instance of the launch function (cold), once the table holds the
+    // platform's keys and the tool key: one read, then the transaction and the
+    // signature side by side.
+    let functions::Function::Ready(second_launch) = functions::launch(&stack.clients, &var) else {
+        panic!("launch configured")
+    };
+    let (_, state, nonce) = login(&stack, &login_fn).await;
+    stack.counter.take();
+    let token = id_token(&stack, &nonce);
+    let response = second_launch
+        .handle(to_http(launch_event(&token, &state)))
+        .await;
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        String::from_utf8_lossy(response.body())
+    );
+    let cold_calls = stack.counter.take_calls();
+    let cold_critical = lti_aws::calls::critical_path(&cold_calls);
+    let mut cold_instance: Vec<String> = cold_calls.into_iter().map(|c| c.name).collect();
+    cold_instance.sort();
+    println!(
+        "AWS calls per launch on a new instance: {cold_instance:?} ({cold_critical} on the critical path)"
+    );
+    assert_eq!(
+        cold_instance,
+        vec![
+            "dynamodb:BatchGetItem",
+            "dynamodb:TransactWriteItems",
+            "kms:Sign"
+        ]
+    );
+    assert_eq!(cold_critical, 2);
+
     println!("AWS calls per login: cold {cold_login:?}, warm {warm_login:?}");
     println!(
         "AWS calls per launch: cold {cold_launch:?}, warm {warm_launch:?} ({warm_critical} on the critical path)"

@@ -461,6 +461,19 @@ impl PlatformKeys {
         kid: &str,
         now: i64,
     ) -> Result<Vec<Arc<DecodingKey>>, KeyError> {
+        self.keys_shared_as(url, url, kid, now).await
+    }
+
+    /// [`Self::keys`], keeping the document in the shared cache under `shared_key`
+    /// (a launch uses its registration, so a cold instance can read the registration
+    /// and its platform's keys in one store call).
+    pub async fn keys_shared_as(
+        &self,
+        url: &str,
+        shared_key: &str,
+        kid: &str,
+        now: i64,
+    ) -> Result<Vec<Arc<DecodingKey>>, KeyError> {
         if kid.len() > MAX_KID_BYTES {
             return Err(KeyError::UnknownKid);
         }
@@ -486,11 +499,11 @@ impl PlatformKeys {
             }
         }
         if try_shared {
-            if let Some(found) = self.read_shared(url, kid, now).await {
+            if let Some(found) = self.read_shared(url, shared_key, kid, now).await {
                 return Ok(found);
             }
         }
-        self.fetch(url, kid, now, for_unknown_kid).await
+        self.fetch(url, shared_key, kid, now, for_unknown_kid).await
     }
 
     /// Decides from memory alone.
@@ -538,11 +551,27 @@ impl PlatformKeys {
 
     /// A cold instance reads the shared cache before fetching; `Some` when it holds
     /// a fresh document with the kid.
-    async fn read_shared(&self, url: &str, kid: &str, now: i64) -> Option<Vec<Arc<DecodingKey>>> {
+    async fn read_shared(
+        &self,
+        url: &str,
+        shared_key: &str,
+        kid: &str,
+        now: i64,
+    ) -> Option<Vec<Arc<DecodingKey>>> {
         let shared = self.shared.as_ref()?;
-        let set = shared.get(url, now).await.filter(|s| s.stale_until > now)?;
+        let set = shared.get(shared_key, now).await?;
+        let keys = self.adopt(url, set, now)?;
+        // Stale, or without the kid: the caller fetches (this instance has not yet).
+        keys.get(kid).cloned()
+    }
+
+    /// Takes `set` (read from the shared cache) as the document of `url` unless this
+    /// instance has one as new; returns its keys when it was taken and is fresh.
+    fn adopt(&self, url: &str, set: SharedKeySet, now: i64) -> Option<KeysByKid> {
+        if set.stale_until <= now {
+            return None;
+        }
         let keys = parse_jwks(&set.body).ok()?;
-        let found = keys.get(kid).cloned().filter(|_| set.fresh_until > now);
         let mut urls = self.lock();
         let state = Self::state(&mut urls, url, now);
         if state
@@ -555,19 +584,25 @@ impl PlatformKeys {
         }
         state.generation += 1;
         state.doc = Some(Doc {
-            keys,
+            keys: keys.clone(),
             fresh_until: set.fresh_until,
             stale_until: (set.stale_until > set.fresh_until).then_some(set.stale_until),
             shareable: true,
         });
-        // Stale, or without the kid: the caller fetches (this instance has not yet).
-        found
+        (set.fresh_until > now).then_some(keys)
+    }
+
+    /// Seeds this instance with a document of `url` another instance kept (read by a
+    /// cold launch together with its registration), as if read from the shared cache.
+    pub fn seed(&self, url: &str, set: SharedKeySet, now: i64) {
+        let _ = self.adopt(url, set, now);
     }
 
     /// Fetches `url` (the caller holds its gate) and answers from the result.
     async fn fetch(
         &self,
         url: &str,
+        shared_key: &str,
         kid: &str,
         now: i64,
         for_unknown_kid: bool,
@@ -634,10 +669,10 @@ impl PlatformKeys {
                     fresh_until,
                     stale_until: stale_until.unwrap_or(fresh_until),
                 };
-                shared.put(url, set).await;
+                shared.put(shared_key, set).await;
             } else if forget {
                 // A copy kept from before the platform said no-store must not outlive it.
-                shared.forget(url).await;
+                shared.forget(shared_key).await;
             }
         }
         found.ok_or(KeyError::UnknownKid)

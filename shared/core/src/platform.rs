@@ -108,9 +108,48 @@ pub struct Deployment {
     pub created_at: i64,
 }
 
+/// What a launch on a cold instance reads, in one store call (a `BatchGetItem` on
+/// DynamoDB): the registration, the deployment, the registration's platform keys as an
+/// instance kept them, and the tool's public key as a function cached it.
+#[derive(Debug, Clone, Default)]
+pub struct ColdStart {
+    pub platform: Option<Platform>,
+    pub deployment: Option<Deployment>,
+    pub key_set: Option<crate::keys::SharedKeySet>,
+    pub tool_key: Option<crate::signer::PublicJwk>,
+}
+
+/// What a cold launch asks for (every part derived from the unverified token: only
+/// reads, only to choose keys).
+#[derive(Debug, Clone, Copy)]
+pub struct ColdStartRequest<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    pub deployment_id: Option<&'a str>,
+    /// The registration's key in the shared platform key cache.
+    pub key_set: &'a str,
+    /// The tool key to read the public half of, when the signer has not loaded it.
+    pub tool_key_id: Option<&'a str>,
+}
+
+/// The key under which a launch keeps a registration's platform keys in the shared
+/// cache: per registration, so a cold launch reads them with the registration.
+pub fn key_set_cache_key(issuer: &str, client_id: &str) -> String {
+    format!("registration\n{issuer}\n{client_id}")
+}
+
 /// Storage of platform registrations and deployments.
 #[async_trait]
 pub trait PlatformStore: Send + Sync {
+    /// Everything a cold launch reads, in one call, when the store can (and the
+    /// instance is cold); `None` leaves the launch to its single reads.
+    async fn cold_start(
+        &self,
+        request: &ColdStartRequest<'_>,
+    ) -> Result<Option<ColdStart>, StoreError> {
+        let _ = request;
+        Ok(None)
+    }
     /// Up to `limit` registrations of an issuer (Canvas and Blackboard share one
     /// issuer). Reads registrations only, never their deployments, so what an
     /// unauthenticated request can make the store read is bounded by `limit`.

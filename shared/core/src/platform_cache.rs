@@ -11,7 +11,7 @@
 
 use crate::clock::Clock;
 use crate::error::StoreError;
-use crate::platform::{Deployment, Platform, PlatformStore, Saved};
+use crate::platform::{ColdStart, ColdStartRequest, Deployment, Platform, PlatformStore, Saved};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,6 +61,43 @@ impl CachedPlatformStore {
 
 #[async_trait]
 impl PlatformStore for CachedPlatformStore {
+    /// When the registration is not cached: one read of everything a cold launch
+    /// needs, and the registration and deployment cached from it.
+    async fn cold_start(
+        &self,
+        request: &ColdStartRequest<'_>,
+    ) -> Result<Option<ColdStart>, StoreError> {
+        let now = self.clock.now();
+        let key = (request.issuer.to_string(), request.client_id.to_string());
+        if self
+            .lock()
+            .platforms
+            .get(&key)
+            .is_some_and(|(_, until)| *until > now)
+        {
+            return Ok(None);
+        }
+        let Some(cold) = self.inner.cold_start(request).await? else {
+            return Ok(None);
+        };
+        let until = now.saturating_add(self.ttl);
+        let mut entries = self.lock();
+        if let Some(platform) = &cold.platform {
+            entries.platforms.insert(key, (platform.clone(), until));
+        }
+        if let Some(deployment) = &cold.deployment {
+            entries.deployments.insert(
+                (
+                    deployment.issuer.clone(),
+                    deployment.client_id.clone(),
+                    deployment.deployment_id.clone(),
+                ),
+                (deployment.clone(), until),
+            );
+        }
+        Ok(Some(cold))
+    }
+
     async fn platforms_by_issuer(
         &self,
         issuer: &str,

@@ -106,6 +106,23 @@ pub trait Signer: Send + Sync {
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
     /// The active key and every previous key still to be published.
     async fn public_keys(&self) -> Result<Vec<PublicJwk>, SignerError>;
+    /// The key id whose public half a cold launch may read from the store instead of
+    /// asking the key service (KMS), while this signer has not loaded it.
+    fn public_key_cache_id(&self) -> Option<String> {
+        None
+    }
+    /// Takes the active key's public half read from the store.
+    fn seed_public_key(&self, jwk: PublicJwk) {
+        let _ = jwk;
+    }
+}
+
+/// Where the functions keep the tool's public key, so a cold launch learns its `kid`
+/// without a call to the key service.
+#[async_trait]
+pub trait ToolKeyCache: Send + Sync {
+    /// Keeps the public half of key `key_id` (failures are the adapter's to log).
+    async fn put_tool_key(&self, key_id: &str, jwk: &PublicJwk);
 }
 
 /// An RSA key held in process memory: the dev server's and the tests' [`Signer`].

@@ -23,7 +23,9 @@ use crate::handoff::{self, Handoff};
 use crate::jwt;
 use crate::keys::{KeyError, PlatformKeys};
 use crate::limits;
-use crate::platform::{Deployment, LaunchProfile, Platform, PlatformStore};
+use crate::platform::{
+    key_set_cache_key, ColdStartRequest, Deployment, LaunchProfile, Platform, PlatformStore,
+};
 use crate::random::Random;
 use crate::services::records::LaunchWrites;
 use crate::signer::Signer;
@@ -94,6 +96,9 @@ struct Peek {
     iss: Option<String>,
     aud: Option<Audience>,
     azp: Option<String>,
+    /// Only to read the deployment with the registration on a cold instance.
+    #[serde(rename = "https://purl.imsglobal.org/spec/lti/claim/deployment_id")]
+    deployment_id: Option<Value>,
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -417,15 +422,24 @@ impl Launcher {
             return Err(LaunchError::AudienceInvalid);
         }
 
+        if profile == Profile::Standard {
+            self.cold_start(&issuer, &peek, now).await?;
+        }
         let platform = match profile {
             Profile::Standard => self.standard_registration(&issuer, &peek).await?,
             Profile::Direct => self.direct_registration(&issuer, &audiences).await?,
         };
 
-        // RS256 signature with the platform's keys for this kid (a kid may name several).
+        // RS256 signature with the platform's keys for this kid (a kid may name several),
+        // kept in the shared cache per registration.
         let keys = self
             .keys
-            .keys(&platform.keyset_url, &kid, now)
+            .keys_shared_as(
+                &platform.keyset_url,
+                &key_set_cache_key(&platform.issuer, &platform.client_id),
+                &kid,
+                now,
+            )
             .await
             .map_err(|e| match e {
                 KeyError::UnknownKid => LaunchError::KidUnknown,
@@ -487,6 +501,43 @@ impl Launcher {
         let max_age = self.config.state_ttl.saturating_add(LEEWAY);
         if iat > now.saturating_add(LEEWAY) || iat < now.saturating_sub(max_age) {
             return Err(LaunchError::IatInvalid);
+        }
+        Ok(())
+    }
+
+    /// On a cold instance, reads what the launch needs in one store call — the
+    /// registration, the deployment, its platform keys as kept, the tool's public key —
+    /// and seeds the caches with it, so the reads below answer from memory. Only reads:
+    /// nothing is trusted before the signature is checked.
+    async fn cold_start(&self, issuer: &str, peek: &Peek, now: i64) -> Result<(), LaunchError> {
+        let Ok((client_id, _)) = claimed_client_id(peek) else {
+            return Ok(());
+        };
+        if client_id.len() > limits::MAX_ID_LEN {
+            return Ok(());
+        }
+        let deployment_id = peek
+            .deployment_id
+            .as_ref()
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty() && d.len() <= limits::MAX_ID_LEN);
+        let key_set = key_set_cache_key(issuer, &client_id);
+        let tool_key_id = self.signer.public_key_cache_id();
+        let request = ColdStartRequest {
+            issuer,
+            client_id: &client_id,
+            deployment_id,
+            key_set: &key_set,
+            tool_key_id: tool_key_id.as_deref(),
+        };
+        let Some(cold) = self.platforms.cold_start(&request).await? else {
+            return Ok(());
+        };
+        if let (Some(platform), Some(set)) = (&cold.platform, cold.key_set) {
+            self.keys.seed(&platform.keyset_url, set, now);
+        }
+        if let Some(jwk) = cold.tool_key {
+            self.signer.seed_public_key(jwk);
         }
         Ok(())
     }
