@@ -422,11 +422,12 @@ impl Launcher {
             return Err(LaunchError::AudienceInvalid);
         }
 
-        if profile == Profile::Standard {
-            self.cold_start(&issuer, &peek, now).await?;
-        }
+        let cold = match profile {
+            Profile::Standard => self.cold_start(&issuer, &peek, now).await?,
+            Profile::Direct => None,
+        };
         let platform = match profile {
-            Profile::Standard => self.standard_registration(&issuer, &peek).await?,
+            Profile::Standard => self.standard_registration(&issuer, &peek, cold).await?,
             Profile::Direct => self.direct_registration(&issuer, &audiences).await?,
         };
 
@@ -509,12 +510,20 @@ impl Launcher {
     /// registration, the deployment, its platform keys as kept, the tool's public key —
     /// and seeds the caches with it, so the reads below answer from memory. Only reads:
     /// nothing is trusted before the signature is checked.
-    async fn cold_start(&self, issuer: &str, peek: &Peek, now: i64) -> Result<(), LaunchError> {
+    ///
+    /// Returns what it learnt of the registration (`Some(None)`: there is none), so the
+    /// launch does not read it again.
+    async fn cold_start(
+        &self,
+        issuer: &str,
+        peek: &Peek,
+        now: i64,
+    ) -> Result<Option<Option<Platform>>, LaunchError> {
         let Ok((client_id, _)) = claimed_client_id(peek) else {
-            return Ok(());
+            return Ok(None);
         };
         if client_id.len() > limits::MAX_ID_LEN {
-            return Ok(());
+            return Ok(None);
         }
         let deployment_id = peek
             .deployment_id
@@ -531,7 +540,7 @@ impl Launcher {
             tool_key_id: tool_key_id.as_deref(),
         };
         let Some(cold) = self.platforms.cold_start(&request).await? else {
-            return Ok(());
+            return Ok(None);
         };
         if let (Some(platform), Some(set)) = (&cold.platform, cold.key_set) {
             self.keys.seed(&platform.keyset_url, set, now);
@@ -539,7 +548,7 @@ impl Launcher {
         if let Some(jwk) = cold.tool_key {
             self.signer.seed_public_key(jwk);
         }
-        Ok(())
+        Ok(Some(cold.platform))
     }
 
     /// The standard registration for (iss, client_id), the client_id being the `azp`
@@ -550,12 +559,17 @@ impl Launcher {
         &self,
         issuer: &str,
         peek: &Peek,
+        known: Option<Option<Platform>>,
     ) -> Result<Platform, LaunchError> {
         let (client_id, audiences) = claimed_client_id(peek)?;
         if client_id.len() > limits::MAX_ID_LEN {
             return Err(LaunchError::AudienceInvalid);
         }
-        match self.platforms.platform(issuer, &client_id).await? {
+        let found = match known {
+            Some(found) => found,
+            None => self.platforms.platform(issuer, &client_id).await?,
+        };
+        match found {
             Some(p) if audiences.contains(&client_id.as_str()) => Ok(p),
             // Our azp, but the token is not addressed to us.
             Some(_) => Err(LaunchError::AudienceInvalid),
