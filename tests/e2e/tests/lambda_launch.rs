@@ -42,15 +42,12 @@ async fn a_launch_through_the_lambda_binaries_lands_in_the_app_and_consumes_the_
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("bind gateway");
-    let app = DemoApp {
-        jwks_url: format!("{base}/.well-known/jwks.json"),
-        tool_issuer: base.clone(),
-        audience: base.clone(),
-        fetcher: lti_outbound::jwks::HttpKeySetFetcher::new(
-            lti_core::url_policy::UrlPolicy::ALLOW_LOOPBACK,
-        )
-        .expect("client"),
-    };
+    let app = DemoApp::new(
+        &base,
+        &base,
+        lti_outbound::jwks::HttpKeySetFetcher::new(lti_core::url_policy::UrlPolicy::ALLOW_LOOPBACK)
+            .expect("client"),
+    );
     let _gateway = lti_e2e::serve(listener, lambda_url, platform.clone(), app);
 
     // Register the demo platform through the services function's admin API.
