@@ -581,9 +581,8 @@ impl DemoPlatform {
                     p.muted { "Issuer " code { (self.issuer) } ", client_id " code { (CLIENT_ID) } ", deployment " code { (DEPLOYMENT_ID) } "." }
                     h2 #course-content { "Course content" }
                     form method="get" action="/platform/launch" {
-                        input type="hidden" name="user" value="instructor";
                         input type="hidden" name="message" value="deep";
-                        button #add-content type="submit" { "Add content" }
+                        button #add-content type="submit" name="user" value="instructor" { "Add content" }
                         " "
                         span.muted { "As Ian Instructor: the tool's content picker opens (a deep-linking request) and what you pick is added here." }
                     }
@@ -609,7 +608,7 @@ impl DemoPlatform {
                                             }
                                             @let custom = item.custom();
                                             @if !custom.is_empty() {
-                                                " "
+                                                "; "
                                                 span.custom { "custom: " @for (k, v) in &custom { code { (k) "=" (v.as_str().unwrap_or_default()) } " " } }
                                             }
                                             form method="get" action="/platform/launch" {
