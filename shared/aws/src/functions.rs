@@ -159,11 +159,20 @@ pub fn services(clients: &Clients, var: Lookup<'_>) -> Function<ServicesHandler>
         let aws = AwsConfig::from_lookup(var)?;
         let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), aws.table));
         let clock = clock();
+        let http = lti_outbound::ReqwestPlatformHttp::new(config.url_policy()).map_err(|e| {
+            ConfigError {
+                variable: "(http client)",
+                problem: e.to_string(),
+            }
+        })?;
         Ok(ServicesHandler::new(ServicesDeps {
             config,
-            platforms: store.clone(),
+            platforms: Arc::new(CachedPlatformStore::new(store.clone(), clock.clone())),
             service_key_store: store.clone(),
-            records: store,
+            records: store.clone(),
+            http: Arc::new(http),
+            token_cache: store.clone(),
+            users: store,
             signer: Arc::new(KmsSigner::new(
                 clients.kms.clone(),
                 aws.kms_key_id,

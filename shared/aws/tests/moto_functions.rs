@@ -234,23 +234,55 @@ async fn every_event_file_is_answered_by_its_function() {
         })
         .await;
     assert_eq!(json_of(&response)["platforms"][0]["issuer"], ISS);
-    // The deep-link event: its service key is unknown here; once installed, its
-    // placeholder launch id is.
+    // The services: the document, a key, and calls answered with their codes. The
+    // deep-link event first: its service key is not installed yet.
+    let functions::Function::Ready(services) = services else {
+        panic!("services configured")
+    };
+    let response = services.handle(to_http(event("deep-link-post.json"))).await;
+    assert_eq!(
+        (response.status().as_u16(), code_of(&response)),
+        (401, "LTI_SERVICE_KEY_INVALID".to_string())
+    );
     let response = services
-        .serve(to_http(event("deep-link-post.json")), |h, r| h.handle(r))
+        .handle(to_http(event("services-openapi-get.json")))
+        .await;
+    assert_eq!(json_of(&response)["openapi"], "3.1.0");
+    let response = services
+        .handle(to_http(event("admin-service-keys-post.json")))
+        .await;
+    assert_eq!(response.status(), 201);
+    assert!(json_of(&response)["key"]
+        .as_str()
+        .is_some_and(|k| k.starts_with("lsk_")));
+    services
+        .service_keys
+        .install(
+            &lti_core::error::Secret::new("lsk_sample_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"),
+            "events",
+        )
+        .await
+        .expect("install");
+    for name in [
+        "ags-lineitems-get.json",
+        "ags-scores-post.json",
+        "deep-link-post.json",
+    ] {
+        let response = services.handle(to_http(event(name))).await;
+        assert_eq!(
+            (response.status().as_u16(), code_of(&response)),
+            (401, "LTI_LAUNCH_TOKEN_INVALID".to_string()),
+            "{name}"
+        );
+    }
+    let response = services
+        .handle(to_http(event("nrps-members-get.json")))
         .await;
     assert_eq!(
-        (response.status().as_u16(), code_of(&response).as_str()),
-        (401, "LTI_SERVICE_KEY_INVALID")
+        (response.status().as_u16(), code_of(&response)),
+        (404, "LTI_CONTEXT_UNKNOWN".to_string())
     );
-    install_event_key(&services).await;
-    let response = services
-        .serve(to_http(event("deep-link-post.json")), |h, r| h.handle(r))
-        .await;
-    assert_eq!(
-        (response.status().as_u16(), code_of(&response).as_str()),
-        (401, "LTI_LAUNCH_TOKEN_INVALID")
-    );
+
     // The responses convert back to what lambda_http sends.
     let lambda_response = from_http(login.handle(to_http(event("login-get.json"))).await);
     assert_eq!(lambda_response.status(), 302);
@@ -402,15 +434,12 @@ async fn fifty_concurrent_replays_of_one_launch_succeed_exactly_once() {
 }
 
 /// Installs the service key of `events/deep-link-post.json` in the services function.
-async fn install_event_key(services: &functions::Function<lti_http::handlers::ServicesHandler>) {
+async fn install_event_key(services: &lti_http::handlers::ServicesHandler) {
     let key = event("deep-link-post.json").headers()["x-api-key"]
         .to_str()
         .expect("ascii")
         .to_string();
-    let functions::Function::Ready(handler) = services else {
-        panic!("services configured")
-    };
-    handler
+    services
         .service_keys
         .install(&lti_core::error::Secret::new(key), "the event's key")
         .await
@@ -431,7 +460,9 @@ async fn the_deep_link_event_answers_a_deep_linking_launch_signed_with_the_kms_k
     let functions::Function::Ready(jwks_fn) = functions::jwks(&stack.clients, &var) else {
         panic!("jwks configured")
     };
-    let services = functions::services(&stack.clients, &var);
+    let functions::Function::Ready(services) = functions::services(&stack.clients, &var) else {
+        panic!("services configured")
+    };
     install_event_key(&services).await;
 
     // An instructor's deep-linking launch through the launch function.
@@ -474,7 +505,7 @@ async fn the_deep_link_event_answers_a_deep_linking_launch_signed_with_the_kms_k
     );
     let sent: Value = serde_json::from_slice(request.body().as_ref()).expect("event body");
     stack.counter.take();
-    let response = services.serve(to_http(request), |h, r| h.handle(r)).await;
+    let response = services.handle(to_http(request)).await;
     let calls = stack.counter.take();
     println!("AWS calls per deep-linking answer (cold services function): {calls:?}");
     let answer = json_of(&response);
@@ -531,7 +562,7 @@ async fn the_deep_link_event_answers_a_deep_linking_launch_signed_with_the_kms_k
         "authorization",
         format!("Bearer {launch_id}").parse().expect("header"),
     );
-    let response = services.serve(to_http(again), |h, r| h.handle(r)).await;
+    let response = services.handle(to_http(again)).await;
     assert_eq!(
         (response.status().as_u16(), code_of(&response).as_str()),
         (409, "LTI_ALREADY_ANSWERED")

@@ -7,194 +7,13 @@ mod common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use lti_aws::calls::CallCounter;
-use lti_aws::dynamo::{key_part, DynamoStore, PLATFORM_INDEX};
-use lti_aws::functions::{self, Clients, Function};
-use lti_core::clock::{Clock, SystemClock};
+use lti_aws::dynamo::{key_part, PLATFORM_INDEX};
+use lti_aws::functions;
 use lti_core::platform::{Deployment, PlatformStore};
-use lti_core::signer::LocalRsaSigner;
 use lti_core::user::UserStore;
-use lti_http::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-const TOOL: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
-const ADMIN: &str = "local-admin-token-0123456789abcdef0123456789abcdef";
-const ISS: &str = "https://blackboard.example";
-
-struct Env {
-    clients: Clients,
-    counter: CallCounter,
-    store: DynamoStore,
-    vars: Vec<(String, String)>,
-}
-
-async fn env() -> Env {
-    let counter = CallCounter::default();
-    let clients = common::moto(Some(counter.clone())).await;
-    let table = common::fresh_table(&clients).await;
-    let (key, _) = common::fresh_key(&clients).await;
-    let store = DynamoStore::new(clients.dynamodb.clone(), table.clone());
-    let vars = [
-        ("LTI_BASE_URL", TOOL),
-        ("LTI_APP_LANDING_URL", "https://app.example/landing"),
-        ("LTI_TABLE_NAME", table.as_str()),
-        ("LTI_KMS_KEY_ID", key.as_str()),
-        ("LTI_ADMIN_TOKEN", ADMIN),
-        ("LTI_INSECURE_ALLOW_LOOPBACK_URLS", "true"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    Env {
-        clients,
-        counter,
-        store,
-        vars,
-    }
-}
-
-impl Env {
-    fn var(&self) -> impl Fn(&str) -> Option<String> + '_ {
-        move |name| {
-            self.vars
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
-    }
-}
-
-fn ready<H>(f: Function<H>) -> H {
-    match f {
-        Function::Ready(h) => h,
-        Function::NotConfigured(e) => panic!("{e}"),
-    }
-}
-
-fn request(method: &str, uri: &str, content_type: &str, body: String) -> HttpRequest {
-    http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", content_type)
-        .header("accept", "application/json")
-        .header("authorization", format!("Bearer {ADMIN}"))
-        .body(bytes::Bytes::from(body))
-        .expect("request")
-}
-
-fn json_of(response: &HttpResponse) -> Value {
-    serde_json::from_slice(response.body()).unwrap_or(Value::Null)
-}
-
-/// A platform of issuer [`ISS`] with its own key and JWKS endpoint.
-struct Lms {
-    client_id: String,
-    key: LocalRsaSigner,
-    jwks_url: String,
-}
-
-impl Lms {
-    async fn start(client_id: &str) -> Self {
-        let key = LocalRsaSigner::generate().expect("key");
-        let jwks_url = common::serve_jwks(json!({"keys": [key.public_jwk()]})).await;
-        Self {
-            client_id: client_id.into(),
-            key,
-            jwks_url,
-        }
-    }
-
-    fn registration(&self) -> Value {
-        json!({
-            "issuer": ISS, "clientId": self.client_id, "name": "Blackboard",
-            "authLoginUrl": format!("{ISS}/auth"), "authTokenUrl": format!("{ISS}/token"),
-            "keysetUrl": self.jwks_url, "deploymentId": "inst-1"
-        })
-    }
-
-    fn sign(&self, claims: &Value) -> String {
-        let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.key.public_jwk().kid});
-        let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
-        let input = format!("{}.{}", part(&header), part(claims));
-        let signature = self.key.sign_now(input.as_bytes()).expect("sign");
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
-    }
-
-    /// Login then launch of `sub` through the login and launch functions; returns the
-    /// app token's `sub` (the app user id).
-    async fn launch(&self, env: &Env, sub: &str, email: &str) -> String {
-        let var = env.var();
-        let login = ready(functions::login(&env.clients, &var));
-        let launch = ready(functions::launch(&env.clients, &var));
-        let query = serde_urlencoded::to_string([
-            ("iss", ISS),
-            ("login_hint", "h"),
-            ("target_link_uri", &format!("{TOOL}/lti/launch")),
-            ("client_id", &self.client_id),
-        ])
-        .expect("query");
-        let response = login
-            .handle(request(
-                "GET",
-                &format!("/lti/login?{query}"),
-                "",
-                String::new(),
-            ))
-            .await;
-        assert_eq!(response.status(), 302);
-        let location =
-            url::Url::parse(response.headers()["location"].to_str().expect("ascii")).expect("url");
-        let q: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
-        let cookies: Vec<String> = response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| v.split(';').next())
-            .map(str::to_string)
-            .collect();
-        let now = SystemClock.now();
-        let lti = "https://purl.imsglobal.org/spec/lti/claim/";
-        let token = self.sign(&json!({
-            "iss": ISS, "aud": self.client_id, "sub": sub, "iat": now, "exp": now + 300,
-            "nonce": q["nonce"], "email": email,
-            format!("{lti}message_type"): "LtiResourceLinkRequest",
-            format!("{lti}version"): "1.3.0",
-            format!("{lti}deployment_id"): "inst-1",
-            format!("{lti}target_link_uri"): format!("{TOOL}/lti/launch"),
-            format!("{lti}resource_link"): {"id": "rl-1"},
-            format!("{lti}roles"): [],
-        }));
-        let mut post = request(
-            "POST",
-            "/lti/launch",
-            "application/x-www-form-urlencoded",
-            serde_urlencoded::to_string([("id_token", token.as_str()), ("state", &q["state"])])
-                .expect("form"),
-        );
-        post.headers_mut().insert(
-            "cookie",
-            http::HeaderValue::from_str(&cookies.join("; ")).expect("cookie"),
-        );
-        let response = launch.handle(post).await;
-        assert_eq!(
-            response.status(),
-            200,
-            "{}",
-            String::from_utf8_lossy(response.body())
-        );
-        let page = String::from_utf8_lossy(response.body()).to_string();
-        let start = page
-            .find("name=\"app_token\" value=\"")
-            .expect("token field")
-            + 24;
-        let app_token = &page[start..start + page[start..].find('"').expect("end")];
-        let claims: Value =
-            lti_core::jwt::decode_part(app_token.split('.').nth(1).expect("payload"))
-                .expect("claims");
-        claims["sub"].as_str().expect("sub").to_string()
-    }
-}
+use common::stack::{env, json_of, ready, request, Lms, ISS};
 
 #[tokio::test]
 #[ignore = "needs a moto server: tests/run.sh starts one"]
@@ -217,8 +36,8 @@ async fn two_key_sets_under_one_issuer_never_share_a_user_on_dynamodb() {
             .await;
         assert_eq!(response.status(), 201);
     }
-    let user_a = a.launch(&env, "X", "alice@a.example").await;
-    let user_b = b.launch(&env, "X", "mallory@b.example").await;
+    let user_a = a.launch_user(&env, "X", "alice@a.example").await;
+    let user_b = b.launch_user(&env, "X", "mallory@b.example").await;
     assert_ne!(user_a, user_b, "one sub, two key sets: two users");
     let stored_a = env.store.user(&user_a).await.expect("read").expect("a");
     assert_eq!(

@@ -21,6 +21,8 @@ pub mod paths {
     pub const CONFIG: &str = "/lti/config";
     /// Platform registrations (admin API).
     pub const ADMIN_PLATFORMS: &str = "/admin/platforms";
+    /// The OpenAPI document of the app-facing API.
+    pub const OPENAPI: &str = "/lti/services/openapi.json";
     /// Deep-linking responses (services).
     pub const DEEP_LINK: &str = "/lti/deep-link";
     /// Service keys of the app's backend (admin API).

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod browser;
 pub mod platform;
+pub mod scripted;
 pub mod store;
 
 use app::DemoApp;
@@ -188,6 +189,12 @@ impl DevServer {
                 signer: signer.clone(),
                 clock: options.clock.clone(),
                 random: random.clone(),
+                http: Arc::new(
+                    lti_outbound::ReqwestPlatformHttp::new(config.url_policy())
+                        .map_err(|e| DevError::Setup(e.to_string()))?,
+                ),
+                token_cache: store.clone(),
+                users: store.clone(),
             }),
         };
         // The app backend's service key: LTI_SERVICE_KEY, else one generated once.

@@ -13,6 +13,7 @@ use lti_core::services::keys::{ServiceKeyRecord, ServiceKeyStore};
 use lti_core::services::records::{
     ContextRecord, LaunchRecord, LaunchWrites, LinkRecord, ServiceRecords,
 };
+use lti_core::services::token::{CachedToken, ServiceTokenCache, TokenKey};
 use lti_core::state::{ConsumeError, LaunchStore, LoginState, StateClaim};
 use lti_core::user::{UserRecord, UserStore};
 use std::path::{Path, PathBuf};
@@ -285,5 +286,23 @@ impl ServiceKeyStore for FileStore {
     }
     async fn touch_service_key(&self, id: &str, now: i64) -> Result<(), StoreError> {
         self.memory.touch_service_key(id, now).await
+    }
+}
+
+#[async_trait]
+impl ServiceTokenCache for FileStore {
+    async fn service_token(
+        &self,
+        key: &TokenKey,
+        now: i64,
+    ) -> Result<Option<CachedToken>, StoreError> {
+        self.memory.service_token(key, now).await
+    }
+    async fn put_service_token(
+        &self,
+        key: &TokenKey,
+        token: &CachedToken,
+    ) -> Result<(), StoreError> {
+        self.memory.put_service_token(key, token).await
     }
 }

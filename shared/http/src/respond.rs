@@ -143,6 +143,11 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> HttpResponse {
     }
 }
 
+/// A body that already is JSON text.
+pub fn json_text(status: StatusCode, body: &'static str) -> HttpResponse {
+    base(status, "application/json", body)
+}
+
 /// A 302 redirect.
 pub fn redirect(location: &str) -> HttpResponse {
     let mut response = base(StatusCode::FOUND, "text/plain; charset=utf-8", Bytes::new());

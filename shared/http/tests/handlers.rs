@@ -56,6 +56,7 @@ async fn make_router(config: ToolConfig) -> (ToolRouter, Arc<MemoryStore>) {
         .await
         .expect("save");
     let config = Arc::new(config);
+    let config_policy = config.url_policy();
     let clock = Arc::new(FixedClock::at(NOW));
     let random = Arc::new(SystemRandom);
     let router = ToolRouter {
@@ -91,6 +92,9 @@ async fn make_router(config: ToolConfig) -> (ToolRouter, Arc<MemoryStore>) {
             signer: key(),
             clock,
             random,
+            http: Arc::new(lti_outbound::ReqwestPlatformHttp::new(config_policy).expect("client")),
+            token_cache: store.clone(),
+            users: store.clone(),
         }),
     };
     (router, store)

@@ -2,6 +2,8 @@
 //! sets AWS_ENDPOINT_URL, AWS_REGION and test credentials).
 #![allow(dead_code)]
 
+pub mod stack;
+
 use lti_aws::calls::CallCounter;
 use lti_aws::functions::Clients;
 use lti_aws::provision;

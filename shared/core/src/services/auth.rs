@@ -120,6 +120,34 @@ pub struct ServiceAuth {
     pub records: Arc<dyn ServiceRecords>,
     pub platforms: Arc<dyn PlatformStore>,
     pub clock: Arc<dyn Clock>,
+    /// Launch records read lately (they never change; kept until they expire), so a
+    /// warm instance serves repeated calls of one launch without a store read.
+    pub launches: LaunchCache,
+}
+
+/// Launch records by id, bounded.
+#[derive(Default)]
+pub struct LaunchCache(std::sync::Mutex<std::collections::HashMap<String, LaunchRecord>>);
+
+/// Most launch records a warm instance keeps.
+const LAUNCH_CACHE_ENTRIES: usize = 10_000;
+
+impl LaunchCache {
+    fn get(&self, id: &str, now: i64) -> Option<LaunchRecord> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id).filter(|l| l.expires_at > now).cloned()
+    }
+
+    fn put(&self, record: &LaunchRecord, now: i64) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= LAUNCH_CACHE_ENTRIES {
+            map.retain(|_, l| l.expires_at > now);
+            if map.len() >= LAUNCH_CACHE_ENTRIES {
+                map.clear();
+            }
+        }
+        map.insert(record.launch_id.clone(), record.clone());
+    }
 }
 
 /// Leeway on the app token's `exp`, seconds.
@@ -174,10 +202,16 @@ impl ServiceAuth {
         } else {
             return Err(invalid("it is neither an app token nor a launch id"));
         };
-        self.records
+        if let Some(record) = self.launches.get(&launch_id, now) {
+            return Ok(record);
+        }
+        let record = self
+            .records
             .launch_record(&launch_id, now)
             .await?
-            .ok_or_else(|| invalid("no such launch, or it has expired"))
+            .ok_or_else(|| invalid("no such launch, or it has expired"))?;
+        self.launches.put(&record, now);
+        Ok(record)
     }
 
     /// Verifies an app token; returns its launch id (`jti`).

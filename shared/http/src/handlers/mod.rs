@@ -8,7 +8,9 @@ mod services;
 pub use jwks::JwksHandler;
 pub use launch::LaunchHandler;
 pub use login::LoginHandler;
-pub use services::{DirectLaunchSettings, ServicesDeps, ServicesHandler, ToolSettings};
+pub use services::{
+    DirectLaunchSettings, ServicesDeps, ServicesHandler, ToolSettings, OPENAPI_DOCUMENT,
+};
 
 use crate::request::RequestError;
 use crate::respond;

@@ -3,9 +3,11 @@
 //! (SERVICES-API.md). One file per API area; this one routes.
 
 mod admin;
+mod ags;
 mod config;
 mod deep_link;
 mod keys;
+mod nrps;
 
 pub use admin::AdminError;
 pub use config::{DirectLaunchSettings, ToolSettings};
@@ -18,11 +20,16 @@ use lti_core::clock::Clock;
 use lti_core::config::{paths, ToolConfig};
 use lti_core::platform::PlatformStore;
 use lti_core::random::Random;
-use lti_core::services::auth::{Presented, ServiceAuth};
-use lti_core::services::keys::{ServiceKeyStore, ServiceKeys};
+use lti_core::services::ags::Ags;
+use lti_core::services::auth::{Caller, CourseServices, Presented, ServiceAuth};
+use lti_core::services::keys::{ServiceKeyRecord, ServiceKeyStore, ServiceKeys};
+use lti_core::services::nrps::Nrps;
+use lti_core::services::outbound::PlatformHttp;
 use lti_core::services::records::ServiceRecords;
+use lti_core::services::token::{AccessTokens, ServiceTokenCache};
 use lti_core::services::ServiceError;
 use lti_core::signer::Signer;
+use lti_core::user::UserStore;
 use std::sync::Arc;
 
 /// What the services function is built from.
@@ -36,6 +43,20 @@ pub struct ServicesDeps {
     pub signer: Arc<dyn Signer>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
+    /// Calls to platforms (token endpoint, AGS, NRPS).
+    pub http: Arc<dyn PlatformHttp>,
+    /// Platform access tokens shared across instances.
+    pub token_cache: Arc<dyn ServiceTokenCache>,
+    /// The app's users (an app user id in a call is mapped back to the platform's).
+    pub users: Arc<dyn UserStore>,
+}
+
+/// A services call, authenticated: its key, on whose behalf, and its course.
+pub(crate) struct Call {
+    #[allow(dead_code)]
+    pub key: ServiceKeyRecord,
+    pub caller: Caller,
+    pub course: CourseServices,
 }
 
 /// The services function's handler.
@@ -53,6 +74,11 @@ pub struct ServicesHandler {
     /// The tool's key (deep-linking responses, client assertions).
     pub signer: Arc<dyn Signer>,
     pub random: Arc<dyn Random>,
+    /// AGS calls to platforms.
+    pub ags_calls: Arc<Ags>,
+    /// NRPS calls to platforms.
+    pub nrps_calls: Arc<Nrps>,
+    pub users: Arc<dyn UserStore>,
 }
 
 impl ServicesHandler {
@@ -63,6 +89,13 @@ impl ServicesHandler {
             deps.clock.clone(),
             deps.random.clone(),
         ));
+        let tokens = Arc::new(AccessTokens::new(
+            deps.http,
+            deps.signer.clone(),
+            deps.token_cache,
+            deps.clock.clone(),
+            deps.random.clone(),
+        ));
         let auth = Arc::new(ServiceAuth {
             config: deps.config.clone(),
             keys: service_keys.clone(),
@@ -70,6 +103,7 @@ impl ServicesHandler {
             records: deps.records.clone(),
             platforms: deps.platforms.clone(),
             clock: deps.clock.clone(),
+            launches: Default::default(),
         });
         Self {
             config: deps.config,
@@ -78,8 +112,11 @@ impl ServicesHandler {
             service_keys,
             auth,
             records: deps.records,
-            signer: deps.signer,
-            random: deps.random,
+            signer: deps.signer.clone(),
+            random: deps.random.clone(),
+            ags_calls: Arc::new(Ags::new(tokens.clone())),
+            nrps_calls: Arc::new(Nrps::new(tokens)),
+            users: deps.users,
         }
     }
 
@@ -92,6 +129,12 @@ impl ServicesHandler {
                 Method::GET => self.tool_settings(&request).await,
                 _ => method_not_allowed(&request),
             },
+            paths::OPENAPI => match method {
+                Method::GET => openapi(),
+                _ => api_method_not_allowed(&request),
+            },
+            p if p.starts_with("/lti/ags/") => self.ags(&request, p).await,
+            p if p.starts_with("/lti/nrps/") => self.nrps(&request, p).await,
             paths::DEEP_LINK => match method {
                 Method::POST => self.deep_link(&request).await,
                 _ => api_method_not_allowed(&request),
@@ -133,6 +176,42 @@ impl ServicesHandler {
             }
             _ => respond::problem(&request, &RequestError::NotFound),
         }
+    }
+
+    /// Authenticates a services call and finds its course.
+    pub(crate) async fn call(&self, request: &HttpRequest) -> Result<Call, ServiceError> {
+        let (key, caller) = self.auth.caller(presented(request)).await?;
+        let course = self.auth.course(&caller).await?;
+        Ok(Call {
+            key,
+            caller,
+            course,
+        })
+    }
+
+    /// The platform's user id for `user_id`, which may be the app user id (the `sub`
+    /// of app tokens) of a user of this registration.
+    pub(crate) async fn platform_user_id(
+        &self,
+        call: &Call,
+        user_id: &str,
+    ) -> Result<String, ServiceError> {
+        if let Caller::Launch(launch) = &call.caller {
+            if user_id == launch.user_id {
+                return Ok(launch.sub.clone());
+            }
+        }
+        if uuid::Uuid::parse_str(user_id).is_ok() {
+            if let Some(user) = self.users.user(user_id).await? {
+                let platform = &call.course.platform;
+                if user.issuer == platform.issuer
+                    && user.user_scope == platform.effective_user_scope()
+                {
+                    return Ok(user.sub);
+                }
+            }
+        }
+        Ok(user_id.to_string())
     }
 
     /// The admin API's bearer check: the refusal as a response, `None` when allowed.
@@ -179,6 +258,16 @@ fn presented(request: &HttpRequest) -> Presented<'_> {
     }
 }
 
+/// The query string as `T` (unknown parameters ignored); a bad value is a 400.
+fn query_of<T: serde::de::DeserializeOwned>(request: &HttpRequest) -> Result<T, ServiceError> {
+    serde_urlencoded::from_str(request.uri().query().unwrap_or("")).map_err(|e| {
+        ServiceError::Invalid(vec![lti_core::platform::FieldError {
+            field: "query".into(),
+            message: format!("cannot be read: {e}"),
+        }])
+    })
+}
+
 /// A services error as JSON, with its invalid fields and `Retry-After` when known.
 fn service_problem(request: &HttpRequest, error: &ServiceError) -> HttpResponse {
     let fields = error.fields().and_then(|f| serde_json::to_value(f).ok());
@@ -189,6 +278,18 @@ fn service_problem(request: &HttpRequest, error: &ServiceError) -> HttpResponse 
             http::HeaderValue::from_static("ApiKey header=\"x-api-key\""),
         );
     }
+    response
+}
+
+/// The OpenAPI 3.1 document of the app-facing API (`openapi.json` next to this file).
+pub const OPENAPI_DOCUMENT: &str = include_str!("openapi.json");
+
+fn openapi() -> HttpResponse {
+    let mut response = crate::respond::json_text(http::StatusCode::OK, OPENAPI_DOCUMENT);
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("public, max-age=3600"),
+    );
     response
 }
 
