@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lint the SAM template; with --build, also build the four Lambda binaries with SAM.
 #
-#   tests/template-check.sh            cfn-lint + sam validate --lint + transformed-template lint
+#   tests/template-check.sh            cfn-lint + sam validate --lint + transformed-template lint + routes
 #   tests/template-check.sh --build    ... then `sam build` (needs the function crates,
 #                                      cargo and cargo-lambda)
 #
@@ -78,6 +78,46 @@ with open(dst, "w") as f:
 PY
 "$VENV/bin/cfn-lint" "$TRANSFORMED"
 echo "ok"
+
+# The routes, exactly: each path reaches the function that serves it (the same table as
+# tests/e2e's gateway and the dev server's ToolRouter). A route left out is a 404 from
+# API Gateway that no lint can see.
+section "routes: every path to its function"
+"$VENV/bin/python" - "$TEMPLATE" <<'PY'
+import sys
+from samtranslator.yaml_helper import yaml_parse
+
+with open(sys.argv[1]) as f:
+    resources = yaml_parse(f.read())["Resources"]
+function_of = {}
+for name, r in resources.items():
+    if r["Type"] == "AWS::ApiGatewayV2::Integration":
+        function_of[name] = r["Properties"]["IntegrationUri"]["Fn::GetAtt"][0]
+routes = {}
+for name, r in resources.items():
+    if r["Type"] == "AWS::ApiGatewayV2::Route":
+        target = r["Properties"]["Target"]["Fn::Sub"]  # integrations/${XIntegration}
+        routes[r["Properties"]["RouteKey"]] = function_of[target.split("${")[1].rstrip("}")]
+expected = {
+    "GET /lti/login": "LoginFunction",
+    "POST /lti/login": "LoginFunction",
+    "POST /lti/launch": "LaunchFunction",
+    "GET /.well-known/jwks.json": "JwksFunction",
+    "GET /lti/jwks": "JwksFunction",
+    "GET /lti/config": "ServicesFunction",
+    "POST /lti/deep-link": "ServicesFunction",
+    "ANY /lti/ags/{proxy+}": "ServicesFunction",
+    "ANY /lti/nrps/{proxy+}": "ServicesFunction",
+    "ANY /lti/services/{proxy+}": "ServicesFunction",
+    "ANY /admin/{proxy+}": "ServicesFunction",  # /admin/platforms, /admin/service-keys[/{id}]
+    "ANY /services/{proxy+}": "ServicesFunction",
+}
+if routes != expected:
+    missing = {k: v for k, v in expected.items() if routes.get(k) != v}
+    extra = {k: v for k, v in routes.items() if k not in expected}
+    sys.exit(f"routes differ from the expected table: wrong or missing {missing}, unexpected {extra}")
+print(f"ok: {len(routes)} routes")
+PY
 
 if [[ "$BUILD" == 1 ]]; then
   section "sam build"

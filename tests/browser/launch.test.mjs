@@ -211,6 +211,66 @@ test('deep linking: the Deep linking option lands as LtiDeepLinkingRequest', asy
   }
 });
 
+test('deep linking: Add content → pick two items → back in the course → launch the added link', async () => {
+  const { context, page, cdp, log } = await openRecorded();
+  try {
+    // The instructor presses Add content: the demo app's picker opens.
+    await page.goto(`${BASE}/platform`);
+    await Promise.all([
+      page.waitForURL(`${BASE}/app`, { waitUntil: 'load' }),
+      page.locator('#add-content').click(),
+    ]);
+    await page.locator('#picker').waitFor();
+    assert.equal(await text(page, '#welcome'), 'Welcome, Ian Instructor');
+    assert.equal(await text(page, '#message-type'), 'LtiDeepLinkingRequest');
+    await page.locator('input[name=item][value=resource]').check();
+    await page.locator('input[name=item][value=link]').check();
+    await page.screenshot({ path: join(ARTIFACTS, 'picker.png'), fullPage: true });
+
+    // Add selected: the app's backend answers, the browser posts the signed response
+    // to the platform, and the course lists the two items.
+    await Promise.all([
+      page.waitForURL(`${BASE}/platform/deep-link-return`, { waitUntil: 'load' }),
+      page.locator('#add-selected').click(),
+    ]);
+    await page.locator('#notice').waitFor();
+    assert.match(await text(page, '#notice'), /2 items were added from lti-lambda\./);
+    assert.match(await text(page, '#notice'), /The tool says: 2 items picked in the demo app/);
+    const resource = page.locator('li.course-item[data-type=ltiResourceLink]').last();
+    const link = page.locator('li.course-item[data-type=link]').last();
+    assert.equal(await text(resource, '.item-title'), 'Sales scenario 7');
+    assert.match(await text(resource, '.custom'), /scenario=sales-7/);
+    assert.match(await text(resource, '.line-item'), /out of 100/);
+    assert.equal(await text(link, '.item-title'), 'LTI 1.3 Core specification');
+    assert.equal(await link.locator('a').getAttribute('href'), 'https://www.imsglobal.org/spec/lti/v1p3/');
+    await page.screenshot({ path: join(ARTIFACTS, 'course-after-deep-linking.png'), fullPage: true });
+
+    // The response went as a form POST; the service key never reached the browser.
+    const returned = log.requests.find((r) => r.method === 'POST' && r.url === `${BASE}/platform/deep-link-return`);
+    assert.ok(returned && returned.body.startsWith('JWT='), 'the JWT was posted to the platform');
+    const picked = log.requests.find((r) => r.method === 'POST' && r.url === `${BASE}/app/deep-link`);
+    assert.ok(picked, 'the picker posted to the app');
+    assert.doesNotMatch(picked.body, /lsk_|app_token|launch/i, 'the picker sends only what was picked');
+    assert.ok(!log.requests.some((r) => /lsk_/.test(r.url + r.body)), 'no service key in any request');
+    assertNoSecretsInUrls(await allUrls(cdp, log));
+
+    // A learner launches the added resource link: its custom parameter arrives.
+    await resource.locator('select[name=user]').selectOption('learner');
+    await Promise.all([
+      page.waitForURL(`${BASE}/app`, { waitUntil: 'load' }),
+      resource.locator('button.launch-item').click(),
+    ]);
+    await page.locator('#welcome').waitFor();
+    assert.equal(await text(page, '#welcome'), 'Welcome, Lea Learner');
+    assert.equal(await text(page, '#message-type'), 'LtiResourceLinkRequest');
+    assert.equal(await text(page, '#activity'), 'Sales scenario 7');
+    assert.match(await text(page, '#custom'), /scenario=sales-7/);
+    await page.screenshot({ path: join(ARTIFACTS, 'app-added-link.png'), fullPage: true });
+  } finally {
+    await context.close();
+  }
+});
+
 test('direct launch: no login step, the app reads the token from the fragment', async () => {
   const { context, page, cdp, log } = await openRecorded();
   try {

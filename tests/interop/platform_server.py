@@ -22,13 +22,21 @@ Endpoints (all on http://127.0.0.1:P):
                                    launch_presentation>, profile=canvas (the
                                    claims as Canvas sends them), tamper=<name> (see
                                    TAMPERS, STATE_TAMPERS, FORM_TAMPERS:
-                                   produce a deliberately bad launch).
+                                   produce a deliberately bad launch),
+                                   message=deep (an LtiDeepLinkingRequest built by
+                                   the library's set_dl, with a JSON object as data).
   GET|POST /auth                   OIDC authorization endpoint: answers an
                                    auto-submitting form POST of id_token+state
                                    to the redirect_uri, or 400 JSON
                                    {"error","check","error_description"}.
   POST /token                      OAuth2 client-credentials token endpoint
                                    (JWT bearer client assertion).
+  POST /deep-link-return           the deep_link_return_url: form field JWT, an
+                                   LtiDeepLinkingResponse verified by the library's
+                                   validate_deeplinking_resp and then with PyJWT
+                                   against the tool's JWKS (see deep_link_return);
+                                   200 JSON {"ok", "items", "claims"} or 400 JSON
+                                   {"error","check","error_description"}.
   GET  /.expected/<user>           claims of the last id_token sent for <user>
   GET  /.expected                  {user: claims} for all users
   GET  /.tampers                   list of supported tamper names
@@ -57,6 +65,7 @@ from flask import Flask, Response, jsonify, redirect, request
 from werkzeug.serving import make_server
 
 from lti1p3platform.exceptions import (
+    LtiDeepLinkingResponseException,
     LtiException,
     MissingRequiredClaim,
     PreflightRequestValidationException,
@@ -76,6 +85,10 @@ JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 HINT_TTL = 300  # seconds a login initiation stays valid
 CLOCK_LEEWAY = 60
 MAX_ASSERTION_LIFETIME = 3600
+DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
+# what this platform's deep-linking requests accept
+DL_ACCEPT_TYPES = ["ltiResourceLink", "link", "html"]
+DL_RESPONSE_MAX_LIFETIME = 300  # LTI-CHECKLIST: the response's exp - iat <= 5 min
 
 USERS: t.Dict[str, t.Dict[str, t.Any]] = {
     "learner": {
@@ -231,6 +244,7 @@ class PlatformConf(LTI1P3PlatformConfAbstract):
             .set_launch_url(S.target_link_uri)
             .set_oidc_login_url(S.tool_login_url)
             .set_tool_key_set_url(S.tool_jwks_url)
+            .set_deeplink_launch_url(S.target_link_uri)
             .set_platform_private_key(S.private_pem)
             .set_platform_public_key(S.public_pem)
         )
@@ -311,11 +325,22 @@ class FlaskMessageLaunch(LTIAdvantageMessageLaunchAbstract):
             self.set_extra_claims(
                 {"given_name": user["given_name"], "family_name": user["family_name"]}
             )
-        self.set_resource_link_claim(
-            RESOURCE_LINK["id"],
-            description=RESOURCE_LINK["description"],
-            title=RESOURCE_LINK["title"],
-        )
+        if p.get("deep"):
+            # a deep-linking request has no resource link; its data is opaque to the
+            # tool and a JSON object here (once refused by our tool: issue 10)
+            self.set_dl(
+                f"{S.base_url}/deep-link-return",
+                title="Interoperability 101 content",
+                description="Pick content for Interoperability 101",
+                accept_types=set(DL_ACCEPT_TYPES),
+                extra_data=p["deep"]["data"],
+            )
+        else:
+            self.set_resource_link_claim(
+                RESOURCE_LINK["id"],
+                description=RESOURCE_LINK["description"],
+                title=RESOURCE_LINK["title"],
+            )
         if "context" not in omit:
             self.set_launch_context_claim(
                 CONTEXT["id"],
@@ -585,6 +610,8 @@ _lock = threading.Lock()
 _pending: t.Dict[str, t.Dict[str, t.Any]] = {}  # by lti_message_hint
 _expected: t.Dict[str, t.Dict[str, t.Any]] = {}  # by user
 _used_jti: t.Dict[str, float] = {}  # jti -> exp
+_deep_links: t.Dict[str, t.Dict[str, t.Any]] = {}  # data["session"] -> pending request
+_dl_nonces: t.Dict[str, float] = {}  # nonces of accepted deep-linking responses -> exp
 
 
 def _record_expected(user: str, id_token: str) -> None:
@@ -608,6 +635,9 @@ def bad_request(check: str, description: str, status: int = 400, error: str = "i
 # --------------------------------------------------------------------------
 
 app = Flask(__name__)
+# JSON answers keep members in their order (/.expected shows the id_token's claims as
+# signed: the deep-linking test checks that `data` comes back in the same order).
+app.json.sort_keys = False  # type: ignore[attr-defined]
 
 
 @app.get("/health")
@@ -678,6 +708,19 @@ def launch_start() -> Response:
     if profile not in (None, "canvas"):
         return bad_request("profile", "profile must be canvas")
     method = request.args.get("method", "get").lower()
+    message = request.args.get("message") or None
+    if message not in (None, "deep"):
+        return bad_request("message", "message must be deep")
+    deep = None
+    if message == "deep":
+        data = {
+            "session": secrets.token_urlsafe(12),
+            "platform": "lti1p3platform interop platform",
+            "nested": {"list": [1, "two", None, True], "empty": {}},
+        }
+        deep = {"data": data}
+        with _lock:
+            _deep_links[data["session"]] = {"data": data, "user": user, "created": time.time(), "used": False}
 
     login_hint = f"lh-{user}-{secrets.token_urlsafe(12)}"
     message_hint = f"mh-{secrets.token_urlsafe(18)}"
@@ -692,6 +735,7 @@ def launch_start() -> Response:
             "omit": omit,
             "profile": profile,
             "tamper": tamper,
+            "deep": deep,
             "created": now,
             "used": False,
         }
@@ -830,6 +874,98 @@ def token() -> Response:
     if not result.get("scope"):
         return _token_error("scope", "none of the requested scopes is offered", "invalid_scope", 400)
     resp = jsonify(result)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _dl_refused(check: str, description: str) -> Response:
+    return bad_request(check, description, error="invalid_deep_linking_response")
+
+
+@app.post("/deep-link-return")
+def deep_link_return() -> Response:
+    """The deep_link_return_url: verifies the tool's LtiDeepLinkingResponse.
+
+    1. lti1p3platform's own validate_deeplinking_resp: kid and alg present, the key
+       found in the tool's JWKS, RS256 signature, exp (only when present), message
+       type LtiDeepLinkingResponse, item types among the accepted ones. It checks
+       neither iss nor aud (verify_aud is off), nor nonce, deployment or data.
+    2. PyJWT against the tool's JWKS fetched over HTTP now, and the rest of the
+       checklist: iss = our client_id, aud = our issuer, exp/iat/nonce required,
+       exp - iat <= 300, a nonce never seen, our deployment, version 1.3.0, and data
+       equal to what one of our pending requests sent (each answered once).
+    """
+    token = request.form.get("JWT", "")
+    if not token or len(request.form.getlist("JWT")) != 1:
+        return _dl_refused("JWT", "exactly one JWT form field is required")
+
+    conf = PlatformConf()
+    conf.get_registration()
+    conf.set_accepted_deeplinking_types(DL_ACCEPT_TYPES)
+    items: t.Optional[t.List[t.Dict[str, t.Any]]] = None
+    for attempt in range(2):
+        try:
+            items = conf.validate_deeplinking_resp({"JWT": token})
+            conf.remember_tool_keyset()
+            break
+        except LtiDeepLinkingResponseException as exc:
+            return _dl_refused("library", f"lti1p3platform refused the response: {exc}")
+        except LtiException as exc:
+            # the library caches the tool JWKS forever: refetch once on a miss
+            if "Unable to find public key" in str(exc) and attempt == 0:
+                conf.forget_tool_keyset()
+                continue
+            return _dl_refused("signature", f"lti1p3platform refused the response: {exc}")
+        except jwt.InvalidTokenError as exc:
+            return _dl_refused("signature", f"lti1p3platform refused the response: {exc}")
+    assert items is not None
+
+    try:
+        key = jwt.PyJWKClient(S.tool_jwks_url, cache_keys=False).get_signing_key_from_jwt(token)
+        claims = jwt.decode(
+            token,
+            key.key,
+            algorithms=["RS256"],
+            audience=S.issuer,
+            issuer=S.client_id,
+            leeway=CLOCK_LEEWAY,
+            options={"require": ["iss", "aud", "exp", "iat", "nonce"]},
+        )
+    except (jwt.PyJWKClientError, jwt.InvalidTokenError) as exc:
+        return _dl_refused("claims", f"PyJWT refused the response: {type(exc).__name__}: {exc}")
+    if not isinstance(claims["aud"], str):
+        return _dl_refused("aud", "aud must be our issuer alone")
+    if not 0 < claims["exp"] - claims["iat"] <= DL_RESPONSE_MAX_LIFETIME:
+        return _dl_refused("exp", f"exp - iat must be within {DL_RESPONSE_MAX_LIFETIME} s")
+    if claims.get(LTI + "deployment_id") != S.deployment_id:
+        return _dl_refused("deployment_id", "deployment_id is not this platform's deployment")
+    if claims.get(LTI + "message_type") != "LtiDeepLinkingResponse":
+        return _dl_refused("message_type", "message_type must be LtiDeepLinkingResponse")
+    if claims.get(LTI + "version") != "1.3.0":
+        return _dl_refused("version", "version must be 1.3.0")
+    nonce = claims["nonce"]
+    if not isinstance(nonce, str) or not nonce:
+        return _dl_refused("nonce", "nonce must be a non-empty string")
+    if claims.get(DL + "content_items", []) != items:
+        return _dl_refused("content_items", "the library and PyJWT read different items")
+    data = claims.get(DL + "data")
+    now = time.time()
+    with _lock:
+        for k in [k for k, v in _dl_nonces.items() if v + CLOCK_LEEWAY < now]:
+            del _dl_nonces[k]
+        if nonce in _dl_nonces:
+            return _dl_refused("nonce", "nonce was already used (replayed response)")
+        _dl_nonces[nonce] = float(claims["exp"])
+        session = data.get("session") if isinstance(data, dict) else None
+        pending = _deep_links.get(session) if isinstance(session, str) else None
+        if pending is None or pending["data"] != data:
+            return _dl_refused("data", "data is not what one of our deep-linking requests sent")
+        if pending["used"]:
+            return _dl_refused("data", "this deep-linking request was answered already")
+        if pending["created"] + HINT_TTL * 12 < now:
+            return _dl_refused("data", "this deep-linking request is over an hour old")
+        pending["used"] = True
+    resp = jsonify({"ok": True, "items": items, "claims": claims, "user": pending["user"]})
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

@@ -177,7 +177,8 @@ def test_our_platform_sends_a_deep_linking_request_pylti1p3_accepts(pylti_from_d
     assert body["is_resource_launch"] is False
     settings = body["claims"][DL]
     assert settings["deep_link_return_url"] == f"{s.dev.url}/platform/deep-link-return"
-    assert settings["accept_types"] == ["ltiResourceLink"] and settings["data"]
+    assert settings["accept_types"] == ["ltiResourceLink", "link", "html"] and settings["data"]
+    assert settings["accept_multiple"] is True and settings["accept_lineitem"] is True
 
 
 @pytest.mark.parametrize(

@@ -130,9 +130,13 @@ async fn login(
 }
 
 fn id_token(stack: &Stack, nonce: &str) -> String {
+    sign_id_token(stack, &resource_link_claims(nonce))
+}
+
+fn resource_link_claims(nonce: &str) -> Value {
     let now = SystemClock.now();
     let lti = "https://purl.imsglobal.org/spec/lti/claim/";
-    let claims = json!({
+    json!({
         "iss": ISS, "aud": CLIENT, "sub": "user-42", "iat": now, "exp": now + 300, "nonce": nonce,
         "name": "Ada Lovelace", "email": "ada@example.edu",
         format!("{lti}message_type"): "LtiResourceLinkRequest",
@@ -141,10 +145,13 @@ fn id_token(stack: &Stack, nonce: &str) -> String {
         format!("{lti}target_link_uri"): format!("{TOOL}/lti/launch"),
         format!("{lti}resource_link"): {"id": "rl-1"},
         format!("{lti}roles"): ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
-    });
+    })
+}
+
+fn sign_id_token(stack: &Stack, claims: &Value) -> String {
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": stack.platform_key.public_jwk().kid});
     let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
-    let input = format!("{}.{}", part(&header), part(&claims));
+    let input = format!("{}.{}", part(&header), part(claims));
     let signature = stack.platform_key.sign_now(input.as_bytes()).expect("sign");
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
@@ -227,10 +234,16 @@ async fn every_event_file_is_answered_by_its_function() {
         })
         .await;
     assert_eq!(json_of(&response)["platforms"][0]["issuer"], ISS);
-    // The services: the document, a key, and calls answered with their codes.
+    // The services: the document, a key, and calls answered with their codes. The
+    // deep-link event first: its service key is not installed yet.
     let functions::Function::Ready(services) = services else {
         panic!("services configured")
     };
+    let response = services.handle(to_http(event("deep-link-post.json"))).await;
+    assert_eq!(
+        (response.status().as_u16(), code_of(&response)),
+        (401, "LTI_SERVICE_KEY_INVALID".to_string())
+    );
     let response = services
         .handle(to_http(event("services-openapi-get.json")))
         .await;
@@ -250,7 +263,11 @@ async fn every_event_file_is_answered_by_its_function() {
         )
         .await
         .expect("install");
-    for name in ["ags-lineitems-get.json", "ags-scores-post.json"] {
+    for name in [
+        "ags-lineitems-get.json",
+        "ags-scores-post.json",
+        "deep-link-post.json",
+    ] {
         let response = services.handle(to_http(event(name))).await;
         assert_eq!(
             (response.status().as_u16(), code_of(&response)),
@@ -464,4 +481,140 @@ async fn fifty_concurrent_replays_of_one_launch_succeed_exactly_once() {
         }
     }
     assert_eq!((ok, replays, other), (1, 49, Vec::<String>::new()));
+}
+
+/// Installs the service key of `events/deep-link-post.json` in the services function.
+async fn install_event_key(services: &lti_http::handlers::ServicesHandler) {
+    let key = event("deep-link-post.json").headers()["x-api-key"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    services
+        .service_keys
+        .install(&lti_core::error::Secret::new(key), "the event's key")
+        .await
+        .expect("installed");
+}
+
+#[tokio::test]
+#[ignore = "needs a moto server: tests/run.sh starts one"]
+async fn the_deep_link_event_answers_a_deep_linking_launch_signed_with_the_kms_key() {
+    let stack = stack().await;
+    let var = stack.var();
+    let functions::Function::Ready(login_fn) = functions::login(&stack.clients, &var) else {
+        panic!("login configured")
+    };
+    let functions::Function::Ready(launch_fn) = functions::launch(&stack.clients, &var) else {
+        panic!("launch configured")
+    };
+    let functions::Function::Ready(jwks_fn) = functions::jwks(&stack.clients, &var) else {
+        panic!("jwks configured")
+    };
+    let functions::Function::Ready(services) = functions::services(&stack.clients, &var) else {
+        panic!("services configured")
+    };
+    install_event_key(&services).await;
+
+    // An instructor's deep-linking launch through the launch function.
+    let (_, state, nonce) = login(&stack, &login_fn).await;
+    let lti = "https://purl.imsglobal.org/spec/lti/claim/";
+    let dl = "https://purl.imsglobal.org/spec/lti-dl/claim/";
+    let mut claims = resource_link_claims(&nonce);
+    let object = claims.as_object_mut().expect("object");
+    object.remove(&format!("{lti}resource_link"));
+    claims[format!("{lti}message_type")] = json!("LtiDeepLinkingRequest");
+    claims[format!("{lti}roles")] =
+        json!(["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"]);
+    let data = json!({"session": "s-42", "opaque": [1, "two", null]});
+    claims[format!("{dl}deep_linking_settings")] = json!({
+        "deep_link_return_url": format!("{ISS}/dl/return"),
+        "accept_types": ["ltiResourceLink", "link"],
+        "accept_multiple": true,
+        "accept_lineitem": true,
+        "data": data
+    });
+    let response = launch_fn
+        .handle(to_http(launch_event(
+            &sign_id_token(&stack, &claims),
+            &state,
+        )))
+        .await;
+    let page = String::from_utf8_lossy(response.body()).to_string();
+    assert_eq!(response.status(), 200, "{page}");
+    let start = page.find("name=\"app_token\" value=\"").expect("hand-off") + 26;
+    let app_token = &page[start..start + page[start..].find('"').expect("end")];
+    let launch_id = lti_core::jwt::decode_part(app_token.split('.').nth(1).expect("payload"))
+        .and_then(|c: Value| c["jti"].as_str().map(str::to_string))
+        .expect("launch id");
+
+    // The event, with the launch id as bearer.
+    let mut request = event("deep-link-post.json");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {launch_id}").parse().expect("header"),
+    );
+    let sent: Value = serde_json::from_slice(request.body().as_ref()).expect("event body");
+    stack.counter.take();
+    let response = services.handle(to_http(request)).await;
+    let calls = stack.counter.take();
+    println!("AWS calls per deep-linking answer (cold services function): {calls:?}");
+    let answer = json_of(&response);
+    assert_eq!(response.status(), 200, "{answer}");
+    assert_eq!(answer["returnUrl"], format!("{ISS}/dl/return"));
+    let jwt = answer["jwt"].as_str().expect("jwt");
+    assert!(
+        answer["autoSubmitHtml"]
+            .as_str()
+            .expect("page")
+            .contains(jwt),
+        "the page posts the JWT"
+    );
+    assert!(calls.contains(&"kms:Sign".to_string()), "{calls:?}");
+
+    // Verified with the public half of the KMS key, as the jwks function publishes it.
+    let jwks = json_of(&jwks_fn.handle(to_http(event("jwks-get.json"))).await);
+    let kid = jsonwebtoken::decode_header(jwt)
+        .expect("header")
+        .kid
+        .expect("kid");
+    let jwk = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .expect("the jwks function publishes the signing key");
+    let key = jsonwebtoken::DecodingKey::from_rsa_components(
+        jwk["n"].as_str().expect("n"),
+        jwk["e"].as_str().expect("e"),
+    )
+    .expect("key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[CLIENT]);
+    validation.set_audience(&[ISS]);
+    let verified = jsonwebtoken::decode::<Value>(jwt, &key, &validation)
+        .expect("a valid signature and claims")
+        .claims;
+    assert_eq!(
+        verified[format!("{lti}message_type")],
+        "LtiDeepLinkingResponse"
+    );
+    assert_eq!(verified[format!("{lti}version")], "1.3.0");
+    assert_eq!(verified[format!("{lti}deployment_id")], "1");
+    assert_eq!(verified[format!("{dl}data")], data);
+    assert_eq!(verified[format!("{dl}content_items")], sent["contentItems"]);
+    assert_eq!(verified[format!("{dl}msg")], "1 item added");
+    let lifetime = verified["exp"].as_i64().expect("exp") - verified["iat"].as_i64().expect("iat");
+    assert!((1..=300).contains(&lifetime), "{lifetime}");
+
+    // Answered once: recorded in DynamoDB.
+    let mut again = event("deep-link-post.json");
+    again.headers_mut().insert(
+        "authorization",
+        format!("Bearer {launch_id}").parse().expect("header"),
+    );
+    let response = services.handle(to_http(again)).await;
+    assert_eq!(
+        (response.status().as_u16(), code_of(&response).as_str()),
+        (409, "LTI_ALREADY_ANSWERED")
+    );
 }

@@ -1,16 +1,33 @@
 //! The demo app: what the company's web app does with the hand-off. It receives the
 //! app token, verifies it against the tool's JWKS (fetched over HTTP, as a real app
 //! would), and shows who arrived and the normalized launch context.
+//!
+//! A deep-linking launch lands at its content picker: sample items (a graded resource
+//! link with custom parameters, a plain link, an HTML fragment) with **Add selected**
+//! and **Cancel**. The picked items go to the app's own backend (`POST /app/deep-link`),
+//! which — server side, with the service key the browser never sees — calls the tool's
+//! `POST /lti/deep-link` with the launch id as bearer and answers the browser with the
+//! tool's `autoSubmitHtml`, so the browser posts the signed response to the platform.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use lti_core::error::Secret;
 use lti_core::keys::{parse_jwks, KeySetFetcher};
-use lti_core::launch::LaunchContext;
+use lti_core::launch::{DeepLinkingSettings, LaunchContext};
+use lti_core::random::{Random, SystemRandom};
 use lti_http::{HttpRequest, HttpResponse};
 use lti_outbound::jwks::HttpKeySetFetcher;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
-use serde_json::Value;
-use std::collections::BTreeMap;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+/// Where the picker posts what was picked (the app's own backend).
+pub const PICKED_PATH: &str = "/app/deep-link";
+/// At most this many open pickers are remembered (the oldest goes first).
+const MAX_PICKERS: usize = 200;
+/// A picker stays open at most this long, seconds (and never past the app token).
+const PICKER_SECONDS: i64 = 3600;
 
 /// The demo app.
 pub struct DemoApp {
@@ -21,11 +38,55 @@ pub struct DemoApp {
     /// Expected `aud` of app tokens.
     pub audience: String,
     pub fetcher: HttpKeySetFetcher,
+    /// The app backend's access to the tool's services; without it the picker cannot
+    /// answer.
+    pub backend: Option<AppBackend>,
+    pickers: Mutex<HashMap<String, Picker>>,
+    http: reqwest::Client,
+}
+
+/// How the app's backend reaches the tool's services.
+pub struct AppBackend {
+    /// `<tool>/lti/deep-link`.
+    pub deep_link_url: String,
+    /// The service key (`x-api-key`). Used server side only.
+    pub service_key: Secret,
+}
+
+/// An open content picker: which deep-linking launch it answers.
+#[derive(Clone)]
+struct Picker {
+    launch_id: String,
+    settings: DeepLinkingSettings,
+    claims: Value,
+    expires_at: i64,
+}
+
+/// A sample item the picker offers.
+struct Sample {
+    key: &'static str,
+    label: &'static str,
+    description: &'static str,
+    item: Value,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
 }
 
 #[derive(Deserialize)]
 struct Landing {
     app_token: Option<String>,
+}
+
+/// What the tool answered `POST /lti/deep-link`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolAnswer {
+    auto_submit_html: String,
 }
 
 /// Reads the token from the fragment (fragment hand-off) and posts it here.
@@ -64,8 +125,40 @@ fn respond(status: u16, body: String) -> HttpResponse {
 }
 
 impl DemoApp {
-    /// Handles `/app`.
+    /// The demo app of the tool at `tool_base_url` (its issuer), expecting app tokens
+    /// for `audience`; without a backend (see [`DemoApp::with_service_key`]).
+    pub fn new(tool_base_url: &str, audience: &str, fetcher: HttpKeySetFetcher) -> Self {
+        let tool = tool_base_url.trim_end_matches('/').to_string();
+        Self {
+            jwks_url: format!("{tool}/.well-known/jwks.json"),
+            tool_issuer: tool,
+            audience: audience.to_string(),
+            fetcher,
+            backend: None,
+            pickers: Mutex::new(HashMap::new()),
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(3))
+                .timeout(std::time::Duration::from_secs(15))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The app's backend answers deep-linking requests with this service key.
+    pub fn with_service_key(mut self, key: impl Into<String>) -> Self {
+        self.backend = Some(AppBackend {
+            deep_link_url: format!("{}/lti/deep-link", self.tool_issuer),
+            service_key: Secret::new(key.into()),
+        });
+        self
+    }
+
+    /// Handles `/app` and the picker's `/app/deep-link`.
     pub async fn handle(&self, request: HttpRequest) -> HttpResponse {
+        if request.uri().path() == PICKED_PATH {
+            return self.picked(&request).await;
+        }
         let token = if request.method() == http::Method::POST {
             serde_urlencoded::from_bytes::<Landing>(request.body())
                 .ok()
@@ -88,7 +181,10 @@ impl DemoApp {
             );
         };
         match self.verify(&token).await {
-            Ok(claims) => respond(200, welcome(&claims)),
+            Ok(claims) if claims["lti"]["messageType"] == "LtiDeepLinkingRequest" => {
+                self.open_picker(claims)
+            }
+            Ok(claims) => respond(200, welcome(&claims, None)),
             Err(reason) => respond(
                 401,
                 page(
@@ -124,7 +220,8 @@ impl DemoApp {
     }
 }
 
-fn welcome(claims: &Value) -> String {
+/// Who arrived, and `picker` (a deep-linking launch's content picker) under the title.
+fn welcome(claims: &Value, picker: Option<Markup>) -> String {
     let context: Option<LaunchContext> = serde_json::from_value(claims["lti"].clone()).ok();
     let pretty = serde_json::to_string_pretty(claims).unwrap_or_default();
     let Some(ctx) = context else {
@@ -163,6 +260,7 @@ fn welcome(claims: &Value) -> String {
         "Demo app: welcome",
         html! {
             h1.ok #welcome { "Welcome, " (who) }
+            @if let Some(picker) = picker { (picker) }
             p { "The tool verified the launch and signed an app token; this page verified it with the tool's JWKS." }
             table {
                 tr { td { "User id" } td #user-id { code { (ctx.user.id) } } }
@@ -178,5 +276,299 @@ fn welcome(claims: &Value) -> String {
             h2 { "App token claims" }
             pre #claims { (pretty) }
         },
+    )
+}
+
+impl DemoApp {
+    /// The sample content the picker offers.
+    fn samples(&self) -> Vec<Sample> {
+        vec![
+            Sample {
+                key: "resource",
+                label: "Sales scenario 7",
+                description: "a graded activity in this app (a resource link with custom parameters and a line item)",
+                item: json!({
+                    "type": "ltiResourceLink",
+                    "title": "Sales scenario 7",
+                    "text": "A graded role-play",
+                    "url": format!("{}/lti/launch", self.tool_issuer),
+                    "custom": {"scenario": "sales-7", "difficulty": "2"},
+                    "lineItem": {"scoreMaximum": 100, "label": "Sales scenario 7", "resourceId": "sales-7", "tag": "scenario"},
+                    "window": {"targetName": "_blank"}
+                }),
+            },
+            Sample {
+                key: "link",
+                label: "LTI 1.3 Core specification",
+                description: "a plain link",
+                item: json!({
+                    "type": "link",
+                    "title": "LTI 1.3 Core specification",
+                    "url": "https://www.imsglobal.org/spec/lti/v1p3/",
+                    "window": {"targetName": "_blank"}
+                }),
+            },
+            Sample {
+                key: "html",
+                label: "Welcome note",
+                description: "an HTML fragment",
+                item: json!({
+                    "type": "html",
+                    "title": "Welcome note",
+                    "html": "<p>Welcome to <strong>Unit 1</strong>.</p>"
+                }),
+            },
+        ]
+    }
+
+    /// `sample` shaped to what the platform accepts, or why it cannot be offered.
+    fn offer(settings: &DeepLinkingSettings, sample: &Sample) -> Result<Value, &'static str> {
+        let mut item = sample.item.clone();
+        let kind = item["type"].as_str().unwrap_or_default().to_string();
+        if !settings.accept_types.is_empty() && !settings.accept_types.contains(&kind) {
+            return Err("not accepted by this course");
+        }
+        if let Some(map) = item.as_object_mut() {
+            if settings.accept_lineitem == Some(false) {
+                map.remove("lineItem");
+            }
+            let targets = &settings.accept_presentation_document_targets;
+            if !targets.is_empty() {
+                map.retain(|k, _| {
+                    !matches!(k.as_str(), "window" | "iframe" | "embed") || targets.contains(k)
+                });
+            }
+        }
+        Ok(item)
+    }
+
+    /// A deep-linking launch: remember which launch the picker answers, show it.
+    fn open_picker(&self, claims: Value) -> HttpResponse {
+        let context: Option<LaunchContext> = serde_json::from_value(claims["lti"].clone()).ok();
+        let Some((launch_id, settings)) = context.and_then(|c| {
+            let settings = c.services.deep_linking?;
+            Some((c.launch_id, settings))
+        }) else {
+            return respond(
+                400,
+                page(
+                    "Demo app: no deep-linking settings",
+                    html! { h1.bad { "This deep-linking launch carries no settings" } },
+                ),
+            );
+        };
+        let now = now();
+        let expires_at = claims["exp"]
+            .as_i64()
+            .unwrap_or(now)
+            .min(now + PICKER_SECONDS);
+        let id = SystemRandom.token(16);
+        let picker = Picker {
+            launch_id,
+            settings,
+            claims: claims.clone(),
+            expires_at,
+        };
+        {
+            let mut pickers = self.pickers.lock().unwrap_or_else(|e| e.into_inner());
+            pickers.retain(|_, p| p.expires_at > now);
+            if pickers.len() >= MAX_PICKERS {
+                if let Some(oldest) = pickers
+                    .iter()
+                    .min_by_key(|(_, p)| p.expires_at)
+                    .map(|(k, _)| k.clone())
+                {
+                    pickers.remove(&oldest);
+                }
+            }
+            pickers.insert(id.clone(), picker.clone());
+        }
+        let form = self.picker_form(&id, &picker, None);
+        respond(200, welcome(&claims, Some(form)))
+    }
+
+    /// The open picker `id`.
+    fn open_picker_of(&self, id: &str) -> Option<Picker> {
+        let pickers = self.pickers.lock().unwrap_or_else(|e| e.into_inner());
+        pickers.get(id).filter(|p| p.expires_at > now()).cloned()
+    }
+
+    /// The picker's form: the samples the platform accepts (checkboxes, or radio
+    /// buttons when it takes one item), Add selected and Cancel.
+    fn picker_form(&self, id: &str, picker: &Picker, problem: Option<&str>) -> Markup {
+        let settings = &picker.settings;
+        let multiple = settings.accept_multiple == Some(true);
+        let samples = self.samples();
+        html! {
+            section #picker {
+                h2 { "Add content to the course" }
+                @if let Some(title) = &settings.title { p.muted { "The platform asks for: " (title) } }
+                @if let Some(problem) = problem { p.bad #picker-problem { (problem) } }
+                form method="post" action=(PICKED_PATH) {
+                    input type="hidden" name="picker" value=(id);
+                    @for sample in &samples {
+                        @let offer = Self::offer(settings, sample);
+                        p {
+                            label {
+                                input type=(if multiple { "checkbox" } else { "radio" }) name="item" value=(sample.key) disabled[offer.is_err()];
+                                " " b { (sample.label) } " "
+                                span.muted { "— " (sample.description) }
+                                @if let Err(why) = offer { " " span.bad { "(" (why) ")" } }
+                            }
+                        }
+                    }
+                    button #add-selected type="submit" name="action" value="add" { "Add selected" }
+                    " "
+                    button #cancel type="submit" name="action" value="cancel" { "Cancel" }
+                }
+            }
+        }
+    }
+
+    /// `POST /app/deep-link`: the app's backend answers the deep-linking request with
+    /// what was picked (nothing, on Cancel) and hands the browser the tool's page that
+    /// posts the signed response to the platform.
+    async fn picked(&self, request: &HttpRequest) -> HttpResponse {
+        if request.method() != http::Method::POST {
+            return respond(
+                405,
+                page(
+                    "Demo app",
+                    html! { h1.bad { "Pick content from the picker" } },
+                ),
+            );
+        }
+        let fields: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(request.body()).unwrap_or_default();
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let id = field("picker").unwrap_or_default().to_string();
+        let Some(picker) = self.open_picker_of(&id) else {
+            return respond(
+                410,
+                page(
+                    "Demo app: picker closed",
+                    html! {
+                        h1.bad #picker-closed { "This content picker is closed" }
+                        p { "It was answered already or has expired. Start again from the course (Add content)." }
+                    },
+                ),
+            );
+        };
+        let cancel = field("action") == Some("cancel");
+        let picked: Vec<&str> = fields
+            .iter()
+            .filter(|(k, _)| k == "item")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let mut items = Vec::new();
+        if !cancel {
+            for sample in self.samples() {
+                if picked.contains(&sample.key) {
+                    if let Ok(item) = Self::offer(&picker.settings, &sample) {
+                        items.push(item);
+                    }
+                }
+            }
+            if items.is_empty() {
+                let form = self.picker_form(
+                    &id,
+                    &picker,
+                    Some("Pick at least one item, or press Cancel."),
+                );
+                return respond(200, welcome(&picker.claims, Some(form)));
+            }
+        }
+        let Some(backend) = &self.backend else {
+            return respond(
+                503,
+                page(
+                    "Demo app: no service key",
+                    html! {
+                        h1.bad { "This demo app cannot answer the platform" }
+                        p { "Its backend has no service key for the tool's services (the dev server gives it one; set LTI_SERVICE_KEY)." }
+                    },
+                ),
+            );
+        };
+        let mut body = json!({ "contentItems": items });
+        if !cancel {
+            body["msg"] = json!(match items.len() {
+                1 => "1 item picked in the demo app".to_string(),
+                n => format!("{n} items picked in the demo app"),
+            });
+        }
+        // Server side: the service key and the launch id never reach the browser.
+        let sent = self
+            .http
+            .post(&backend.deep_link_url)
+            .header("x-api-key", backend.service_key.expose())
+            .bearer_auth(&picker.launch_id)
+            .header("accept", "application/json")
+            .json(&body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(error = %e, "demo app: the tool's deep-link service did not answer");
+                return tool_refused(
+                    502,
+                    "TOOL_UNREACHABLE",
+                    "The tool's deep-link service did not answer.",
+                );
+            }
+        };
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if status == 200 {
+            if let Ok(answer) = serde_json::from_value::<ToolAnswer>(answer) {
+                self.pickers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                // The tool's page posts the signed response to the platform.
+                return lti_http::respond::html(http::StatusCode::OK, answer.auto_submit_html);
+            }
+            return tool_refused(
+                502,
+                "TOOL_ANSWER_UNREADABLE",
+                "The tool's answer cannot be read.",
+            );
+        }
+        let code = answer["error"]["code"]
+            .as_str()
+            .unwrap_or("UNKNOWN")
+            .to_string();
+        if code == "LTI_ALREADY_ANSWERED" {
+            self.pickers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        }
+        let message = answer["error"]["message"]
+            .as_str()
+            .unwrap_or("The tool refused the answer.")
+            .to_string();
+        tool_refused(if status >= 500 { 502 } else { status }, &code, &message)
+    }
+}
+
+/// The page the browser gets when the tool refused the app's answer.
+fn tool_refused(status: u16, code: &str, message: &str) -> HttpResponse {
+    respond(
+        status,
+        page(
+            "Demo app: the tool refused the answer",
+            html! {
+                h1.bad #tool-refused { "The tool refused the answer" }
+                p #refusal-message { (message) }
+                p { "Error " code #refusal-code { (code) } "." }
+            },
+        ),
     )
 }

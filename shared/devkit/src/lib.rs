@@ -229,12 +229,10 @@ impl DevServer {
         let inner = Arc::new(Inner {
             tool,
             platform: platform.clone(),
-            app: DemoApp {
-                jwks_url: config.url(paths::JWKS),
-                tool_issuer: config.issuer(),
-                audience: config.app_audience.clone(),
-                fetcher,
-            },
+            // The demo app's backend answers deep-linking requests with the dev
+            // server's service key.
+            app: DemoApp::new(&config.issuer(), &config.app_audience, fetcher)
+                .with_service_key(service_key.clone()),
             requests: AtomicU64::new(0),
         });
 
@@ -299,6 +297,7 @@ impl DevServer {
         format!(
             "lti-lambda dev server\n\
              \n  Try it:        open {b}/platform, pick a user, press Launch\n\
+             \x20                (Add content: the instructor picks content in the demo app; it lands in the course)\n\
              \n  Tool (paste these into Moodle or Canvas)\n\
              \x20   Login URL:     {b}{login}\n\
              \x20   Redirect URL:  {b}{launch}   (also the target link URI and deep-link URL)\n\
@@ -403,7 +402,7 @@ async fn dispatch(
     let path = request.uri().path();
     let response = if path == "/platform" || path.starts_with("/platform/") {
         inner.platform.handle(request).await
-    } else if path == "/app" || path == "/" {
+    } else if path == "/app" || path.starts_with("/app/") || path == "/" {
         inner.app.handle(request).await
     } else {
         inner.tool.handle(request).await

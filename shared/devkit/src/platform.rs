@@ -10,6 +10,16 @@
 //! `{"url": "<tool base URL>"}` registers one with its own client_id and the redirect
 //! URI `<tool>/lti/launch`; `/platform/launch?user=learner&tool=<id>` launches into it.
 //! Registrations live in memory until the server stops.
+//!
+//! Deep Linking: an instructor's **Add content** starts a deep-linking request; the
+//! tool's response comes back to `/platform/deep-link-return`, is verified against the
+//! tool's JWKS ([`deep_link`]), and its items join the demo course shown on
+//! `/platform`, where a resource link launches with its own title and custom
+//! parameters (`/platform/launch?user=learner&item=<id>`).
+
+mod deep_link;
+
+pub use deep_link::{Accepted, CourseItem, Refusal, ACCEPT_TARGETS, ACCEPT_TYPES};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -57,6 +67,9 @@ pub struct DemoTool {
     pub login_url: String,
     /// Its only registered redirect URI, also the launch's target_link_uri.
     pub redirect_uri: String,
+    /// Its JWKS, to verify its deep-linking responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
 }
 
 /// The body of `POST /platform/tools`.
@@ -69,6 +82,9 @@ pub struct ToolInput {
     pub login_url: Option<String>,
     /// Overrides the redirect URI (and target_link_uri).
     pub redirect_uri: Option<String>,
+    /// Overrides the JWKS URL (`<url>/.well-known/jwks.json`) that verifies the
+    /// tool's deep-linking responses.
+    pub jwks_url: Option<String>,
     pub name: Option<String>,
 }
 
@@ -107,8 +123,8 @@ fn tool_url(value: &str, field: &str) -> Result<url::Url, ToolInputError> {
 }
 
 impl ToolInput {
-    /// The login and redirect URLs, checked.
-    fn urls(&self) -> Result<(String, String), ToolInputError> {
+    /// The login, redirect and JWKS URLs, checked.
+    fn urls(&self) -> Result<(String, String, Option<String>), ToolInputError> {
         let base = match self.url.as_deref() {
             Some(u) => {
                 let base = tool_url(u, "url")?;
@@ -135,7 +151,11 @@ impl ToolInput {
                 ToolInputError("url (or loginUrl and redirectUri) is required".into())
             })?,
         };
-        Ok((login, redirect))
+        let jwks = match self.jwks_url.as_deref() {
+            Some(u) => Some(tool_url(u, "jwksUrl")?.to_string()),
+            None => from_base("/.well-known/jwks.json"),
+        };
+        Ok((login, redirect, jwks))
     }
 }
 
@@ -202,11 +222,46 @@ pub struct DemoPlatform {
     pub tool_login_url: String,
     /// The tool's redirect URI (the only one registered).
     pub tool_launch_url: String,
+    /// The tool's JWKS (verifies its deep-linking responses).
+    pub tool_jwks_url: String,
     keys: RwLock<Keys>,
     /// Tools registered with `POST /platform/tools`, oldest first.
     extra_tools: RwLock<Vec<DemoTool>>,
     registered: std::sync::atomic::AtomicU64,
+    deep_links: deep_link::DeepLinks,
     clock: Arc<dyn Clock>,
+}
+
+/// What a launch is for, carried through the login as `lti_message_hint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    /// The demo activity ([`RESOURCE_LINK_ID`]).
+    Resource,
+    /// A deep-linking request (Add content).
+    DeepLinking,
+    /// A resource link a tool added to the course: its course item id.
+    Item(u64),
+}
+
+impl Message {
+    fn hint(self) -> String {
+        match self {
+            Message::Resource => RESOURCE_LINK_ID.into(),
+            Message::DeepLinking => "deep".into(),
+            Message::Item(id) => format!("item-{id}"),
+        }
+    }
+
+    fn from_hint(hint: &str) -> Option<Self> {
+        match hint {
+            RESOURCE_LINK_ID => Some(Message::Resource),
+            "deep" => Some(Message::DeepLinking),
+            other => other
+                .strip_prefix("item-")
+                .and_then(|id| id.parse().ok())
+                .map(Message::Item),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -230,12 +285,14 @@ impl DemoPlatform {
             issuer: format!("{base_url}/platform"),
             tool_login_url: format!("{base_url}/lti/login"),
             tool_launch_url: format!("{base_url}/lti/launch"),
+            tool_jwks_url: format!("{base_url}/.well-known/jwks.json"),
             keys: RwLock::new(Keys {
                 active: Arc::new(key),
                 previous: Vec::new(),
             }),
             extra_tools: RwLock::new(Vec::new()),
             registered: std::sync::atomic::AtomicU64::new(0),
+            deep_links: deep_link::DeepLinks::default(),
             clock,
         }
     }
@@ -249,6 +306,7 @@ impl DemoPlatform {
             deployment_id: DEPLOYMENT_ID.into(),
             login_url: self.tool_login_url.clone(),
             redirect_uri: self.tool_launch_url.clone(),
+            jwks_url: Some(self.tool_jwks_url.clone()),
         }
     }
 
@@ -278,7 +336,7 @@ impl DemoPlatform {
     /// redirect URI, and `false`). It gets its own client_id, deployment [`DEPLOYMENT_ID`],
     /// and only its redirect URI is accepted for it by `/platform/auth`.
     pub fn register_tool(&self, input: &ToolInput) -> Result<(DemoTool, bool), ToolInputError> {
-        let (login_url, redirect_uri) = input.urls()?;
+        let (login_url, redirect_uri, jwks_url) = input.urls()?;
         if redirect_uri == self.tool_launch_url {
             return Err(ToolInputError(
                 "that redirect URI is lti-lambda's own; it is registered already".into(),
@@ -287,6 +345,7 @@ impl DemoPlatform {
         let mut tools = self.extra_tools.write().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = tools.iter_mut().find(|t| t.redirect_uri == redirect_uri) {
             existing.login_url = login_url;
+            existing.jwks_url = jwks_url;
             if let Some(name) = input.name.as_deref().filter(|n| !n.trim().is_empty()) {
                 existing.name = name.trim().chars().take(80).collect();
             }
@@ -309,6 +368,7 @@ impl DemoPlatform {
             deployment_id: DEPLOYMENT_ID.into(),
             login_url,
             redirect_uri,
+            jwks_url,
         };
         if tools.len() >= MAX_EXTRA_TOOLS {
             tools.remove(0);
@@ -383,22 +443,41 @@ impl DemoPlatform {
         let query: HashMap<String, String> =
             serde_urlencoded::from_str(request.uri().query().unwrap_or("")).unwrap_or_default();
         match path.as_str() {
-            "/platform" => self.home(),
+            "/platform" => self.home_page(None),
             "/platform/jwks" => self.jwks(),
             "/platform/tools" => self.tools_endpoint(&request),
             "/platform/launch" => {
+                let Some(u) = query.get("user").and_then(|u| user(u)) else {
+                    return bad_request("Pick one of the demo users.");
+                };
+                if let Some(item) = query.get("item").filter(|i| !i.is_empty()) {
+                    // A resource link a tool added: launched into that tool.
+                    let Some(item) = item.parse().ok().and_then(|id| self.course_item(id)) else {
+                        return bad_request("There is no such item in the course.");
+                    };
+                    if item.kind() != "ltiResourceLink" {
+                        return bad_request("Only resource links are launched.");
+                    }
+                    return match self.tool(&item.tool_id) {
+                        Some(tool) => self.start_login(&tool, u, Message::Item(item.id)),
+                        None => bad_request("The tool that added this item is gone."),
+                    };
+                }
                 let tool = match query.get("tool").map(String::as_str) {
                     None | Some("") => Some(self.builtin_tool()),
                     Some(id) => self.tool(id),
                 };
-                match (query.get("user").and_then(|u| user(u)), tool) {
-                    (Some(u), Some(tool)) => {
-                        self.start_login(&tool, u, query.get("message").map(String::as_str))
-                    }
-                    (None, _) => bad_request("Pick one of the demo users."),
-                    (_, None) => bad_request("There is no such tool on this platform."),
+                let message = if query.get("message").map(String::as_str) == Some("deep") {
+                    Message::DeepLinking
+                } else {
+                    Message::Resource
+                };
+                match tool {
+                    Some(tool) => self.start_login(&tool, u, message),
+                    None => bad_request("There is no such tool on this platform."),
                 }
             }
+            deep_link::RETURN_PATH => self.deep_link_return(&request).await,
             "/platform/direct" => match query.get("user").and_then(|u| user(u)) {
                 Some(u) => self.direct_launch(u),
                 None => bad_request("Pick one of the demo users."),
@@ -458,13 +537,16 @@ impl DemoPlatform {
         }
     }
 
-    fn home(&self) -> HttpResponse {
+    /// The course page, with `notice` (what a deep-linking response added) on top.
+    fn home_page(&self, notice: Option<maud::Markup>) -> HttpResponse {
         let tools = self.tools();
+        let items = self.course_items();
         respond::html(
             http::StatusCode::OK,
             page(
                 "Demo platform",
                 html! {
+                    @if let Some(notice) = notice { (notice) }
                     h1 { "lti-lambda demo platform" }
                     p { "A tiny LMS with its own keys. Pick who you are and launch into the tool through the full LTI 1.3 OIDC flow." }
                     p.muted { "Course " b { "Demo Course 101" } ", activity " b { "Demo Activity" } "." }
@@ -497,6 +579,65 @@ impl DemoPlatform {
                         button #launch type="submit" { "Launch" }
                     }
                     p.muted { "Issuer " code { (self.issuer) } ", client_id " code { (CLIENT_ID) } ", deployment " code { (DEPLOYMENT_ID) } "." }
+                    h2 #course-content { "Course content" }
+                    form method="get" action="/platform/launch" {
+                        input type="hidden" name="message" value="deep";
+                        button #add-content type="submit" name="user" value="instructor" { "Add content" }
+                        " "
+                        span.muted { "As Ian Instructor: the tool's content picker opens (a deep-linking request) and what you pick is added here." }
+                    }
+                    @if items.is_empty() {
+                        p.muted #course-empty { "Nothing added yet." }
+                    } @else {
+                        ul #course-items {
+                            @for item in &items {
+                                li.course-item data-item=(item.id) data-type=(item.kind()) {
+                                    b.item-title { (item.title()) }
+                                    " "
+                                    span.muted { "(" (item.kind()) ")" }
+                                    @match item.kind() {
+                                        "ltiResourceLink" => {
+                                            @if let Some(line_item) = item.line_item() {
+                                                " "
+                                                span.line-item {
+                                                    "graded: line item "
+                                                    (line_item.get("label").and_then(Value::as_str).unwrap_or("(no label)"))
+                                                    ", out of "
+                                                    (line_item.get("scoreMaximum").map(Value::to_string).unwrap_or_default())
+                                                }
+                                            }
+                                            @let custom = item.custom();
+                                            @if !custom.is_empty() {
+                                                "; "
+                                                span.custom { "custom: " @for (k, v) in &custom { code { (k) "=" (v.as_str().unwrap_or_default()) } " " } }
+                                            }
+                                            form method="get" action="/platform/launch" {
+                                                input type="hidden" name="item" value=(item.id);
+                                                select name="user" {
+                                                    @for u in USERS.iter() {
+                                                        option value=(u.key) { (u.label) }
+                                                    }
+                                                }
+                                                " "
+                                                button.launch-item #{"launch-item-" (item.id)} type="submit" { "Launch" }
+                                            }
+                                        }
+                                        "link" => {
+                                            @if let Some(url) = item.web_url() {
+                                                " "
+                                                a href=(url) target="_blank" rel="noopener noreferrer" { (url) }
+                                            }
+                                        }
+                                        "html" => {
+                                            // An LMS would sanitize it; the demo shows it as text.
+                                            details { summary { "HTML fragment" } pre { (item.item["html"].as_str().unwrap_or_default()) } }
+                                        }
+                                        _ => {}
+                                    }
+                                }
+                            }
+                        }
+                    }
                     h2 { "Direct launch" }
                     p { "Like TimeBack's Level 1 launch: the platform signs an id_token and posts it straight to the tool, with no login step. The tool accepts it only because this platform's second registration (" code { (DIRECT_CLIENT_ID) } ") has the direct profile and audience " code { (DIRECT_AUDIENCE) } "." }
                     form method="get" action="/platform/direct" {
@@ -526,12 +667,8 @@ impl DemoPlatform {
     }
 
     /// Step 1 of the launch: send the browser to the tool's login initiation.
-    fn start_login(&self, tool: &DemoTool, user: &DemoUser, message: Option<&str>) -> HttpResponse {
-        let hint = if message == Some("deep") {
-            "deep"
-        } else {
-            RESOURCE_LINK_ID
-        };
+    fn start_login(&self, tool: &DemoTool, user: &DemoUser, message: Message) -> HttpResponse {
+        let target = self.target_link_uri(tool, message);
         let mut url = match url::Url::parse(&tool.login_url) {
             Ok(u) => u,
             Err(_) => return bad_request("The tool's login URL is invalid."),
@@ -539,8 +676,8 @@ impl DemoPlatform {
         url.query_pairs_mut()
             .append_pair("iss", &self.issuer)
             .append_pair("login_hint", user.key)
-            .append_pair("target_link_uri", &tool.redirect_uri)
-            .append_pair("lti_message_hint", hint)
+            .append_pair("target_link_uri", &target)
+            .append_pair("lti_message_hint", &message.hint())
             .append_pair("client_id", &tool.client_id)
             .append_pair("lti_deployment_id", &tool.deployment_id);
         respond::redirect(url.as_str())
@@ -594,12 +731,19 @@ impl DemoPlatform {
         let Some(user) = auth.login_hint.as_deref().and_then(user) else {
             return refuse("login_required", "the login_hint is not a demo user");
         };
-        let deep = match auth.lti_message_hint.as_deref() {
-            Some(RESOURCE_LINK_ID) => false,
-            Some("deep") => true,
-            _ => return refuse("invalid_request", "the lti_message_hint did not round-trip"),
+        let Some(message) = auth
+            .lti_message_hint
+            .as_deref()
+            .and_then(Message::from_hint)
+        else {
+            return refuse("invalid_request", "the lti_message_hint did not round-trip");
         };
-        let claims = self.id_token_claims_for(&tool, user, nonce, deep);
+        if let Message::Item(id) = message {
+            if self.course_item(id).map(|i| i.tool_id) != Some(tool.id.clone()) {
+                return refuse("invalid_request", "the lti_message_hint did not round-trip");
+            }
+        }
+        let claims = self.id_token_claims_for(&tool, user, nonce, message);
         match self.sign(&claims) {
             Ok(id_token) => respond::html(
                 http::StatusCode::OK,
@@ -615,7 +759,24 @@ impl DemoPlatform {
 
     /// The claims of an id_token for `user`, launching into lti-lambda.
     pub fn id_token_claims(&self, user: &DemoUser, nonce: &str, deep: bool) -> Value {
-        self.id_token_claims_for(&self.builtin_tool(), user, nonce, deep)
+        let message = if deep {
+            Message::DeepLinking
+        } else {
+            Message::Resource
+        };
+        self.id_token_claims_for(&self.builtin_tool(), user, nonce, message)
+    }
+
+    /// The target_link_uri of a launch of `message` into `tool`: a course item's own
+    /// URL, else the tool's redirect URI.
+    fn target_link_uri(&self, tool: &DemoTool, message: Message) -> String {
+        match message {
+            Message::Item(id) => self
+                .course_item(id)
+                .and_then(|i| i.web_url())
+                .unwrap_or_else(|| tool.redirect_uri.clone()),
+            _ => tool.redirect_uri.clone(),
+        }
     }
 
     /// The claims of an id_token for `user`, launching into `tool`.
@@ -624,7 +785,7 @@ impl DemoPlatform {
         tool: &DemoTool,
         user: &DemoUser,
         nonce: &str,
-        deep: bool,
+        message: Message,
     ) -> Value {
         let now = self.clock.now();
         let lti = "https://purl.imsglobal.org/spec/lti/claim/";
@@ -637,7 +798,7 @@ impl DemoPlatform {
             "nonce": nonce,
             format!("{lti}version"): "1.3.0",
             format!("{lti}deployment_id"): tool.deployment_id,
-            format!("{lti}target_link_uri"): tool.redirect_uri,
+            format!("{lti}target_link_uri"): self.target_link_uri(tool, message),
             format!("{lti}roles"): user.roles,
             format!("{lti}context"): {
                 "id": "demo-course-101", "label": "DEMO101", "title": "Demo Course 101",
@@ -671,19 +832,38 @@ impl DemoPlatform {
         if let Some(email) = user.email {
             claims["email"] = json!(email);
         }
-        if deep {
-            claims[format!("{lti}message_type")] = json!("LtiDeepLinkingRequest");
-            claims["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"] = json!({
-                "deep_link_return_url": format!("{}/deep-link-return", self.issuer),
-                "accept_types": ["ltiResourceLink"],
-                "accept_presentation_document_targets": ["iframe", "window"],
-                "accept_multiple": false,
-                "data": SystemRandom.token(8)
-            });
-        } else {
-            claims[format!("{lti}message_type")] = json!("LtiResourceLinkRequest");
-            claims[format!("{lti}resource_link")] =
-                json!({"id": RESOURCE_LINK_ID, "title": "Demo Activity"});
+        match message {
+            Message::DeepLinking => {
+                claims[format!("{lti}message_type")] = json!("LtiDeepLinkingRequest");
+                claims["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"] =
+                    self.deep_linking_settings(tool);
+            }
+            Message::Resource => {
+                claims[format!("{lti}message_type")] = json!("LtiResourceLinkRequest");
+                claims[format!("{lti}resource_link")] =
+                    json!({"id": RESOURCE_LINK_ID, "title": "Demo Activity"});
+            }
+            Message::Item(id) => {
+                claims[format!("{lti}message_type")] = json!("LtiResourceLinkRequest");
+                if let Some(item) = self.course_item(id) {
+                    let mut link = json!({"id": item.resource_link_id(), "title": item.title()});
+                    if let Some(text) = item.item["text"].as_str() {
+                        link["description"] = json!(text);
+                    }
+                    claims[format!("{lti}resource_link")] = link;
+                    // The link's own custom parameters over the tool's.
+                    if let Some(custom) = claims[format!("{lti}custom")].as_object_mut() {
+                        custom.extend(item.custom());
+                    }
+                    if item.line_item().is_some() {
+                        claims["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"]
+                            ["lineitem"] = json!(format!(
+                            "{}/courses/demo-course-101/lineitems/{}",
+                            self.issuer, item.id
+                        ));
+                    }
+                }
+            }
         }
         claims
     }

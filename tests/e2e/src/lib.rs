@@ -12,8 +12,19 @@ pub fn function_for(path: &str) -> Option<&'static str> {
         "/lti/login" => Some("login"),
         "/lti/launch" => Some("launch"),
         "/.well-known/jwks.json" | "/lti/jwks" => Some("jwks"),
-        "/lti/config" => Some("services"),
-        p if p.starts_with("/admin/") || p.starts_with("/services/") => Some("services"),
+        "/lti/config" | "/lti/deep-link" => Some("services"),
+        p if [
+            "/admin/",
+            "/services/",
+            "/lti/ags/",
+            "/lti/nrps/",
+            "/lti/services/",
+        ]
+        .iter()
+        .any(|prefix| p.starts_with(prefix)) =>
+        {
+            Some("services")
+        }
         _ => None,
     }
 }
@@ -61,7 +72,7 @@ async fn route(
     let path = request.uri().path().to_string();
     let response = if path == "/platform" || path.starts_with("/platform/") {
         state.platform.handle(request).await
-    } else if path == "/app" {
+    } else if path == "/app" || path.starts_with("/app/") {
         state.app.handle(request).await
     } else if let Some(function) = function_for(&path) {
         forward(&state, function, request).await
@@ -89,7 +100,13 @@ async fn forward(
         request.uri().path()
     );
     let mut outgoing = state.client.request(request.method().clone(), &url);
-    for name in ["cookie", "content-type", "accept", "authorization"] {
+    for name in [
+        "cookie",
+        "content-type",
+        "accept",
+        "authorization",
+        "x-api-key",
+    ] {
         for value in request.headers().get_all(name) {
             outgoing = outgoing.header(name, value);
         }

@@ -47,12 +47,15 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let platform = Arc::new(DemoPlatform::new(&base, key, Arc::new(SystemClock)));
-    let app = DemoApp {
-        jwks_url: format!("{base}/.well-known/jwks.json"),
-        tool_issuer: base.clone(),
-        audience: base.clone(),
-        fetcher,
-    };
+    let mut app = DemoApp::new(&base, &base, fetcher);
+    // The demo app's backend answers deep-linking requests with LTI_SERVICE_KEY (a key
+    // created with the functions' admin API), when given.
+    if let Some(key) = std::env::var("LTI_SERVICE_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+    {
+        app = app.with_service_key(key.trim());
+    }
     let server = lti_e2e::serve(listener, lambda_url, platform, app);
     println!("listening on {base}");
     let _ = server.await;

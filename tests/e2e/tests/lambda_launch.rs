@@ -8,6 +8,9 @@
 //! - `LTI_E2E_GATEWAY_PORT`: the port the functions' `LTI_BASE_URL` names
 //! - `LTI_E2E_TABLE`, `LTI_E2E_ADMIN_TOKEN`: as given to the functions
 //! - `AWS_ENDPOINT_URL` etc.: the moto server
+//!
+//! The gateway listens on that one port for every test of this file: it runs on a
+//! thread of its own, started by the first test that needs it.
 
 use lti_aws::dynamo::DynamoStore;
 use lti_aws::functions::Clients;
@@ -18,20 +21,64 @@ use lti_dev::app::DemoApp;
 use lti_dev::browser::{first_form, Browser, Next};
 use lti_dev::platform::{DemoPlatform, CLIENT_ID, DEPLOYMENT_ID};
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set (tests/run.sh sets it)"))
 }
 
-#[tokio::test]
-#[ignore = "needs moto and cargo lambda watch: tests/run.sh starts them"]
-async fn a_launch_through_the_lambda_binaries_lands_in_the_app_and_consumes_the_state() {
+/// The functions behind the gateway, with the demo platform registered and the demo
+/// app's backend holding a service key made by the admin API.
+struct Stack {
+    base: String,
+    table: String,
+    platform: Arc<DemoPlatform>,
+    service_key: String,
+}
+
+fn stack() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| {
+        let (ready, started) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let (stack, gateway) = start_stack().await;
+                ready.send(stack).expect("the test waits");
+                let _ = gateway.await;
+            });
+        });
+        started
+            .recv()
+            .expect("the gateway started (see the panic above)")
+    })
+}
+
+async fn start_stack() -> (Stack, tokio::task::JoinHandle<()>) {
     let lambda_url = var("LTI_E2E_LAMBDA_URL");
     let port: u16 = var("LTI_E2E_GATEWAY_PORT").parse().expect("port");
     let table = var("LTI_E2E_TABLE");
     let admin = var("LTI_E2E_ADMIN_TOKEN");
     let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+
+    // A service key for the demo app's backend, straight from the services function.
+    let created = client
+        .post(format!(
+            "{lambda_url}/lambda-url/services/admin/service-keys"
+        ))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "e2e demo app"}))
+        .send()
+        .await
+        .expect("admin call");
+    assert_eq!(created.status(), 201, "service key");
+    let created: Value = created.json().await.expect("json");
+    let service_key = created["key"].as_str().expect("key").to_string();
 
     // The stand-in for API Gateway, with the demo platform and app beside it.
     let platform = Arc::new(DemoPlatform::new(
@@ -42,19 +89,16 @@ async fn a_launch_through_the_lambda_binaries_lands_in_the_app_and_consumes_the_
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("bind gateway");
-    let app = DemoApp {
-        jwks_url: format!("{base}/.well-known/jwks.json"),
-        tool_issuer: base.clone(),
-        audience: base.clone(),
-        fetcher: lti_outbound::jwks::HttpKeySetFetcher::new(
-            lti_core::url_policy::UrlPolicy::ALLOW_LOOPBACK,
-        )
-        .expect("client"),
-    };
-    let _gateway = lti_e2e::serve(listener, lambda_url, platform.clone(), app);
+    let app = DemoApp::new(
+        &base,
+        &base,
+        lti_outbound::jwks::HttpKeySetFetcher::new(lti_core::url_policy::UrlPolicy::ALLOW_LOOPBACK)
+            .expect("client"),
+    )
+    .with_service_key(service_key.clone());
+    let gateway = lti_e2e::serve(listener, lambda_url, platform.clone(), app);
 
     // Register the demo platform through the services function's admin API.
-    let client = reqwest::Client::new();
     let registered = client
         .post(format!("{base}/admin/platforms"))
         .bearer_auth(&admin)
@@ -71,6 +115,63 @@ async fn a_launch_through_the_lambda_binaries_lands_in_the_app_and_consumes_the_
         "{:?}",
         registered.text().await
     );
+    (
+        Stack {
+            base,
+            table,
+            platform,
+            service_key,
+        },
+        gateway,
+    )
+}
+
+/// The key the jwks function publishes under `kid` (the KMS key's public half).
+async fn published_key(base: &str, kid: &str) -> jsonwebtoken::DecodingKey {
+    let jwks: Value = reqwest::get(format!("{base}/.well-known/jwks.json"))
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    let jwk = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .expect("the jwks function publishes the signing key");
+    jsonwebtoken::DecodingKey::from_rsa_components(
+        jwk["n"].as_str().expect("n"),
+        jwk["e"].as_str().expect("e"),
+    )
+    .expect("key")
+}
+
+/// The claims of the app token the last launch of `browser` handed off.
+fn app_token_claims(browser: &Browser) -> Value {
+    let launch = browser
+        .hops
+        .iter()
+        .rev()
+        .find(|p| p.url.ends_with("/lti/launch"))
+        .expect("launch hop");
+    let token = first_form(&launch.body)
+        .and_then(|f| f.field("app_token").map(str::to_string))
+        .expect("app token");
+    lti_core::jwt::decode_part(token.split('.').nth(1).expect("payload")).expect("claims")
+}
+
+#[tokio::test]
+#[ignore = "needs moto and cargo lambda watch: tests/run.sh starts them"]
+async fn a_launch_through_the_lambda_binaries_lands_in_the_app_and_consumes_the_state() {
+    let Stack {
+        base,
+        table,
+        platform,
+        ..
+    } = stack();
+    let port: u16 = var("LTI_E2E_GATEWAY_PORT").parse().expect("port");
+    let client = reqwest::Client::new();
 
     // A learner launches.
     let mut browser = Browser::new();
@@ -95,7 +196,7 @@ async fn a_launch_through_the_lambda_binaries_lands_in_the_app_and_consumes_the_
         .map(|(_, v)| v.to_string())
         .expect("state");
     let clients = Clients::from_env(None).await;
-    let store = DynamoStore::new(clients.dynamodb.clone(), table);
+    let store = DynamoStore::new(clients.dynamodb.clone(), table.clone());
     let stored = store
         .stored_state(&state, SystemClock.now())
         .await
@@ -148,8 +249,8 @@ async fn a_launch_through_the_lambda_binaries_lands_in_the_app_and_consumes_the_
     )
     .expect("key");
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-    validation.set_audience(&[&base]);
-    validation.set_issuer(&[&base]);
+    validation.set_audience(&[base]);
+    validation.set_issuer(&[base]);
     let claims = jsonwebtoken::decode::<Value>(&token, &key, &validation)
         .expect("verifies")
         .claims;
@@ -173,4 +274,149 @@ async fn a_launch_through_the_lambda_binaries_lands_in_the_app_and_consumes_the_
     let replay = browser.send(&post).await.expect("replay");
     assert_eq!(replay.status, 409, "{}", replay.body);
     assert!(replay.body.contains("LTI_NONCE_REPLAYED"));
+}
+
+#[tokio::test]
+#[ignore = "needs moto and cargo lambda watch: tests/run.sh starts them"]
+async fn deep_linking_through_the_lambda_binaries_is_signed_by_kms_and_verified_by_the_platform() {
+    let Stack {
+        base,
+        platform,
+        service_key,
+        ..
+    } = stack();
+    let lti = "https://purl.imsglobal.org/spec/lti/claim/";
+    let dl = "https://purl.imsglobal.org/spec/lti-dl/claim/";
+
+    // The instructor presses Add content: the launch function hands off to the picker.
+    let mut browser = Browser::new();
+    let page = browser
+        .run(Next::Get(format!(
+            "{base}/platform/launch?user=instructor&message=deep"
+        )))
+        .await
+        .expect("the flow completes");
+    assert_eq!(page.url, format!("{base}/app"), "{}", page.body);
+    assert!(page.body.contains(r#"id="picker""#), "{}", page.body);
+    let picker = first_form(&page.body)
+        .and_then(|f| f.field("picker").map(str::to_string))
+        .expect("the picker form");
+    let lti_context = app_token_claims(&browser)["lti"].clone();
+    let data = lti_context["services"]["deepLinking"]["data"].clone();
+    let launch_id = lti_context["launchId"]
+        .as_str()
+        .expect("launch id")
+        .to_string();
+
+    // Two items picked; the app's backend answers through the services function and the
+    // browser carries the signed response to the demo platform, which verifies it.
+    let added = browser
+        .run(Next::Post(
+            format!("{base}/app/deep-link"),
+            vec![
+                ("picker".into(), picker),
+                ("item".into(), "resource".into()),
+                ("item".into(), "html".into()),
+                ("action".into(), "add".into()),
+            ],
+        ))
+        .await
+        .expect("the answer reaches the platform");
+    assert_eq!(
+        added.url,
+        format!("{base}/platform/deep-link-return"),
+        "{}",
+        added.body
+    );
+    assert_eq!(added.status, 200, "{}", added.body);
+    assert!(
+        added.body.contains("2 items were added from lti-lambda."),
+        "{}",
+        added.body
+    );
+
+    // The response, verified here with the KMS key's public half the jwks function serves.
+    let handoff = browser
+        .hops
+        .iter()
+        .find(|p| p.url.ends_with("/app/deep-link"))
+        .expect("the app's answer");
+    let jwt = first_form(&handoff.body)
+        .and_then(|f| f.field("JWT").map(str::to_string))
+        .expect("JWT");
+    let (signing_input, _) = jwt.rsplit_once('.').expect("a JWT");
+    assert!(
+        signing_input.len() <= 4096,
+        "under the 4 KB KMS signs as RAW (moto signs digests wrongly)"
+    );
+    let kid = jsonwebtoken::decode_header(&jwt)
+        .expect("header")
+        .kid
+        .expect("kid");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[CLIENT_ID]);
+    validation.set_audience(&[platform.issuer.as_str()]);
+    let claims = jsonwebtoken::decode::<Value>(&jwt, &published_key(base, &kid).await, &validation)
+        .expect("signed with the KMS key")
+        .claims;
+    assert_eq!(
+        claims[format!("{lti}message_type")],
+        "LtiDeepLinkingResponse"
+    );
+    assert_eq!(claims[format!("{lti}version")], "1.3.0");
+    assert_eq!(claims[format!("{lti}deployment_id")], DEPLOYMENT_ID);
+    assert_eq!(claims[format!("{dl}data")], data);
+    assert!(claims["nonce"].as_str().is_some_and(|n| n.len() >= 16));
+    let lifetime = claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat");
+    assert!((1..=300).contains(&lifetime), "{lifetime}");
+    let items = claims[format!("{dl}content_items")]
+        .as_array()
+        .expect("items")
+        .clone();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["custom"]["scenario"], "sales-7");
+    assert_eq!(items[1]["type"], "html");
+    let course: Vec<Value> = platform
+        .course_items()
+        .into_iter()
+        .filter(|i| i.item["title"] == "Sales scenario 7" || i.item["type"] == "html")
+        .map(|i| i.item)
+        .collect();
+    assert_eq!(
+        course, items,
+        "the platform took the items exactly as signed"
+    );
+
+    // Answered once: the services function recorded it in DynamoDB.
+    let again = reqwest::Client::new()
+        .post(format!("{base}/lti/deep-link"))
+        .header("x-api-key", service_key.as_str())
+        .bearer_auth(&launch_id)
+        .json(&json!({"contentItems": []}))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(again.status(), 409);
+    let again: Value = again.json().await.expect("json");
+    assert_eq!(again["error"]["code"], "LTI_ALREADY_ANSWERED");
+
+    // A learner launches the added resource link: its custom parameters arrive.
+    let item = platform
+        .course_items()
+        .into_iter()
+        .find(|i| i.item["title"] == "Sales scenario 7")
+        .expect("added");
+    let mut learner = Browser::new();
+    let landed = learner
+        .run(Next::Get(format!(
+            "{base}/platform/launch?user=learner&item={}",
+            item.id
+        )))
+        .await
+        .expect("launch");
+    assert_eq!(landed.url, format!("{base}/app"), "{}", landed.body);
+    assert!(landed.body.contains("scenario=sales-7"), "{}", landed.body);
+    let lti_context = app_token_claims(&learner)["lti"].clone();
+    assert_eq!(lti_context["resourceLink"]["title"], "Sales scenario 7");
+    assert_eq!(lti_context["custom"]["scenario"], "sales-7");
 }
