@@ -396,7 +396,7 @@ impl Launcher {
         profile: Profile,
     ) -> Result<(Platform, Map<String, Value>), LaunchError> {
         // Header and unverified iss/aud: safe to read, only used to choose the key.
-        let (header, payload, _) = jwt::split(token).ok_or(LaunchError::NotAJwt)?;
+        let (header, payload, signature) = jwt::split(token).ok_or(LaunchError::NotAJwt)?;
         let header: Header = jwt::decode_part(header).ok_or(LaunchError::NotAJwt)?;
         match header.alg.as_deref() {
             Some("RS256") => {}
@@ -407,7 +407,12 @@ impl Launcher {
             .kid
             .filter(|k| !k.is_empty())
             .ok_or(LaunchError::KidMissing)?;
-        let peek: Peek = jwt::decode_part(payload).ok_or(LaunchError::NotAJwt)?;
+        // The payload is parsed once: its iss/aud/azp choose the registration and its
+        // key now, and the same claims are returned once the signature is checked.
+        let payload: Value = jwt::decode_part(payload)
+            .filter(Value::is_object)
+            .ok_or(LaunchError::NotAJwt)?;
+        let peek = Peek::deserialize(&payload).map_err(|_| LaunchError::NotAJwt)?;
         let issuer = peek
             .iss
             .clone()
@@ -446,32 +451,33 @@ impl Launcher {
                 KeyError::UnknownKid => LaunchError::KidUnknown,
                 KeyError::Fetch(f) => LaunchError::Keys(f),
             })?;
-        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-        // Time and audience are checked below, each with its own error code.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
+        // The signed message is the token up to its last dot (RFC 7515 §5.2).
+        let message = &token[..token.len() - signature.len() - 1];
         let mut verified = Err(LaunchError::SignatureInvalid);
         for key in &keys {
-            verified =
-                jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(|e| {
-                    match e.kind() {
-                        jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                            LaunchError::SignatureInvalid
-                        }
-                        jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
-                            LaunchError::AlgUnsupported("another algorithm".into())
-                        }
-                        _ => LaunchError::NotAJwt,
-                    }
-                });
+            verified = match jsonwebtoken::crypto::verify(
+                signature,
+                message.as_bytes(),
+                key,
+                jsonwebtoken::Algorithm::RS256,
+            ) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(LaunchError::SignatureInvalid),
+                Err(e) => match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::Base64(_) => Err(LaunchError::NotAJwt),
+                    // A key that is not an RSA key cannot have made an RS256 signature.
+                    _ => Err(LaunchError::SignatureInvalid),
+                },
+            };
             // Only a bad signature is worth trying the next key for.
             if !matches!(verified, Err(LaunchError::SignatureInvalid)) {
                 break;
             }
         }
-        let claims = verified?.claims;
+        verified?;
+        let Value::Object(claims) = payload else {
+            return Err(LaunchError::NotAJwt);
+        };
         self.check_times(&claims, now)?;
         Ok((platform, claims))
     }
