@@ -14,7 +14,7 @@ pub enum AdminActor {
     /// An AWS identity API Gateway authenticated (SigV4, `AWS_IAM` routes).
     Iam {
         arn: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(rename = "accountId", skip_serializing_if = "Option::is_none")]
         account_id: Option<String>,
     },
 }
