@@ -84,6 +84,8 @@ fn report(case: &str, counter: &CallCounter, started: Instant) -> (usize, usize)
     (calls.len(), critical)
 }
 
+/// Registers `lms` with a routing rule for course `sales`: a cold launch reads the rules
+/// with the registration.
 async fn registered(env: &Env, lms: &Lms) {
     let var = env.var();
     let services = ready(functions::services(&env.clients, &var));
@@ -96,6 +98,34 @@ async fn registered(env: &Env, lms: &Lms) {
         ))
         .await;
     assert_eq!(response.status(), 201);
+    let id = common::stack::json_of(&response)["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let rule = json!({
+        "contextId": "sales",
+        "landingUrl": "https://app.example/sales",
+        "claims": {"group": "7"}
+    });
+    let response = services
+        .handle(common::stack::request(
+            "POST",
+            &format!("/admin/platforms/{id}/routes"),
+            "application/json",
+            rule.to_string(),
+        ))
+        .await;
+    assert_eq!(response.status(), 201, "{:?}", response.body());
+}
+
+/// A launch into course `sales`.
+fn in_sales(claims: &mut serde_json::Value) {
+    claims["https://purl.imsglobal.org/spec/lti/claim/context"] = json!({"id": "sales"});
+}
+
+/// The launch landed where the course's routing rule sends it.
+fn routed(response: &lti_http::HttpResponse) -> bool {
+    String::from_utf8_lossy(response.body()).contains("https://app.example/sales")
 }
 
 #[tokio::test]
@@ -136,12 +166,16 @@ async fn the_launch_and_login_in_round_trips() {
     let (state, nonce, cookie) = lms.login_with(&login).await;
     let (calls, critical) = report("warm login", &counter, started);
     assert_eq!((calls, critical), (1, 1));
-    let token = lms.id_token("u-1", &nonce, |_| {});
+    let token = lms.id_token("u-1", &nonce, in_sales);
     let started = Instant::now();
     let response = lms.post_launch_with(&launch, &token, &state, &cookie).await;
     assert_eq!(response.status(), 200);
     let (calls, critical) = report("warm launch", &counter, started);
     assert_eq!((calls, critical), (2, 1));
+    assert!(
+        routed(&response),
+        "the course's rule applies on a warm instance"
+    );
 
     // Cold: new instances, with the table as warm instances left it.
     let login = ready(functions::login(&clients, &var));
@@ -150,12 +184,16 @@ async fn the_launch_and_login_in_round_trips() {
     let (state, nonce, cookie) = lms.login_with(&login).await;
     let (calls, _) = report("cold login", &counter, started);
     assert!(calls <= 2);
-    let token = lms.id_token("u-2", &nonce, |_| {});
+    let token = lms.id_token("u-2", &nonce, in_sales);
     let started = Instant::now();
     let response = lms.post_launch_with(&launch, &token, &state, &cookie).await;
     assert_eq!(response.status(), 200);
     let (calls, critical) = report("cold launch", &counter, started);
     assert_eq!((calls, critical), (3, 2));
+    assert!(
+        routed(&response),
+        "the course's rule was read with the registration"
+    );
 
     // A replay of the warm launch on the instance that consumed it: no call at all.
     let started = Instant::now();

@@ -235,7 +235,7 @@ impl Launcher {
         let nonce = launch.nonce.clone().ok_or(LaunchError::NonceMissing)?;
         // Everything that can fail before the hand-off is done before the state is
         // consumed, so a refused launch never uses up the user's login.
-        let (prepared, writes) = self.prepare(&mut launch, now)?;
+        let (prepared, writes) = self.prepare(&mut launch, now).await?;
         // 7–8. Consume state and nonce once, atomically, with everything the launch
         // writes — and, at the same time, sign the app token. The two do not depend on
         // each other, so the user waits for one round trip, not two; the token is handed
@@ -266,20 +266,35 @@ impl Launcher {
         Ok(signed?)
     }
 
-    /// Gives the launch its id and prepares, before anything is consumed, the app token
-    /// and everything the launch writes (the user, the launch record, the course's and
-    /// the resource link's services).
-    fn prepare(
+    /// Gives the launch its id and its routing rule, and prepares, before anything is
+    /// consumed, the app token and everything the launch writes (the user, the launch
+    /// record, the course's and the resource link's services).
+    async fn prepare(
         &self,
         launch: &mut ValidatedLaunch,
         now: i64,
     ) -> Result<(handoff::Prepared, LaunchWrites), LaunchError> {
         let launch_id = self.random.token(16);
         launch.context.launch_id.clone_from(&launch_id);
+        // The registration's routing rules: one read by key (none when warm).
+        let rules = self
+            .platforms
+            .routes(&launch.platform.issuer, &launch.platform.client_id)
+            .await?;
+        let rule = rules.as_ref().and_then(|set| {
+            crate::registration::routing::resolve(
+                set.rules_of(launch.platform.id),
+                &launch.context.platform.deployment_id,
+                launch.context.context.as_ref().map(|c| c.id.as_str()),
+                &self.config,
+            )
+        });
+        launch.context.route = rule.map(|r| r.app_route());
         let prepared = handoff::prepare(
             &self.config,
             self.random.as_ref(),
             &launch.context,
+            rule.and_then(|r| r.landing_url.as_deref()),
             launch.platform.landing_url.as_deref(),
             now,
         )?;
@@ -318,7 +333,7 @@ impl Launcher {
         };
         // A fixed-size key whatever the token carries (a 2 KB jti is no store error).
         let key = token_hash(&format!("{}\n{}", launch.platform.issuer, once));
-        let (prepared, writes) = self.prepare(&mut launch, now)?;
+        let (prepared, writes) = self.prepare(&mut launch, now).await?;
         // As for a standard launch: recorded once and signed at the same time.
         let (recorded, signed) = tokio::join!(
             self.launches
