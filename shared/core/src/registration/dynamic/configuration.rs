@@ -404,7 +404,7 @@ mod tests {
         doc["issuer"] = json!("https://victim.example.edu");
         doc.as_object_mut().map(|o| o.remove("jwks_uri"));
         let err = read_json(&doc, "https://attacker.example/openid").expect_err("refused");
-        assert_eq!(err.to_string().contains("victim.example.edu"), true);
+        assert!(err.to_string().contains("victim.example.edu"), "{err}");
         assert!(matches!(err, DynRegError::IssuerMismatch { .. }));
         // Another port or scheme is another site too.
         let err = read_json(
