@@ -22,9 +22,12 @@ type Registrar = dyn Fn(Option<&str>, &Value) -> (u16, String) + Send + Sync;
 /// An LMS double on 127.0.0.1: `/openid-configuration` (built from its own URL by
 /// `configuration`), `/register` (answered by `registrar`), `/moved` (a 302 to
 /// `moved_to`).
+/// The registration requests received: the bearer (if any) and the body.
+type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
 struct TestLms {
     url: String,
-    received: Arc<Mutex<Vec<(Option<String>, Value)>>>,
+    received: Received,
 }
 
 struct Behaviour {
@@ -39,7 +42,7 @@ impl TestLms {
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let received = Arc::new(Mutex::new(Vec::new()));
+        let received: Received = Arc::new(Mutex::new(Vec::new()));
         let behaviour = Arc::new(behaviour);
         let (base, seen) = (url.clone(), received.clone());
         let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
