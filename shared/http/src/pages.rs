@@ -144,7 +144,7 @@ pub fn registration_failed(
                 ul #fields { @for (field, problem) in fields { li { code { (field) } " " (problem) } } }
             }
             p #advice { (advice) }
-            p.muted { "Error " code #code { (code) } " (HTTP " (status) "), request " code { (request_id) } "." }
+            p.muted { "Error " code { (code) } " (HTTP " (status) "), request " code { (request_id) } "." }
         },
     )
 }
