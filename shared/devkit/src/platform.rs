@@ -582,7 +582,7 @@ impl DemoPlatform {
                                 label { "Tool: " }
                                 select name="tool" {
                                     @for t in &tools {
-                                        option value=(t.id) { (t.name) " — " (t.redirect_uri) }
+                                        option value=(t.id) { (t.name) " — " (t.redirect_uri) " (client_id " (t.client_id) ")" }
                                     }
                                 }
                             }
