@@ -54,18 +54,17 @@ test('dynamic registration: Add a tool by URL → the tool closes the dialog →
     assert.equal(await page.inputValue('#url'), `${BASE}/lti/register`);
     await page.click('#register');
 
-    // The tool's page in the frame says it worked…
+    // The tool's closing message reached the platform's window: its listener hid the
+    // frame and showed the way back (a script blocked by CSP would not have run).
+    await page.locator('#closed').waitFor({ state: 'visible' });
+    assert.equal(await page.locator('#registration').isHidden(), true);
+
+    // The tool's page in the (now hidden) frame said it worked.
     const frame = page.frameLocator('#registration');
-    const heading = (await frame.locator('#registered').innerText()).trim();
-    assert.equal(heading, 'lti-lambda is registered');
-    const details = await frame.locator('dl').innerText();
+    assert.equal((await frame.locator('#registered').textContent()).trim(), 'lti-lambda is registered');
+    const details = await frame.locator('dl').textContent();
     assert.match(details, /lti-dev-dynreg-\d+/);
     const clientId = details.match(/lti-dev-dynreg-\d+/)[0];
-
-    // …and its closing message reached the platform's window: the listener removed
-    // the frame and showed the way back (a script blocked by CSP would not).
-    await page.locator('#closed').waitFor({ state: 'visible' });
-    assert.equal(await page.locator('#registration').count(), 0);
     await page.screenshot({ path: join(ARTIFACTS, 'dynamic-registration-done.png'), fullPage: true });
     assert.deepEqual(problems.filter((p) => /Content Security Policy|Refused/i.test(p)), [], 'no CSP violation');
 

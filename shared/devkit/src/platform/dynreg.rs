@@ -38,9 +38,10 @@ pub const TOKEN_SECONDS: i64 = 3600;
 const MAX_TOKENS: usize = 100;
 const TOOL_CONFIGURATION: &str = "https://purl.imsglobal.org/spec/lti-tool-configuration";
 
-/// The script of the add-tool page: on the tool's closing message, hide the frame and
+/// The script of the add-tool page: on the tool's closing message, hide the frame (an
+/// LMS closes its dialog) and
 /// show the way back to the course.
-const ON_CLOSE: &str = "window.addEventListener(\"message\",function(e){if(e.data&&e.data.subject===\"org.imsglobal.lti.close\"){var f=document.getElementById(\"registration\");if(f){f.remove();}document.getElementById(\"closed\").hidden=false;}});";
+const ON_CLOSE: &str = "window.addEventListener(\"message\",function(e){if(e.data&&e.data.subject===\"org.imsglobal.lti.close\"){var f=document.getElementById(\"registration\");if(f){f.hidden=true;}document.getElementById(\"closed\").hidden=false;}});";
 
 /// Registration tokens issued and not yet used: token → expiry (epoch seconds).
 #[derive(Default)]
