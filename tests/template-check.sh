@@ -106,6 +106,7 @@ expected = {
     "GET /lti/jwks": "JwksFunction",
     "GET /lti/config": "ServicesFunction",
     "GET /lti/config/canvas.json": "ServicesFunction",  # public, never IAM-authorized
+    "GET /lti/register": "ServicesFunction",
     "POST /lti/deep-link": "ServicesFunction",
     "ANY /lti/ags/{proxy+}": "ServicesFunction",
     "ANY /lti/nrps/{proxy+}": "ServicesFunction",

@@ -234,6 +234,29 @@ async fn every_event_file_is_answered_by_its_function() {
         })
         .await;
     assert_eq!(json_of(&response)["platforms"][0]["issuer"], ISS);
+    // An LMS opening the Dynamic Registration URL: the sample LMS is not reachable, so
+    // the failure page with its code, and nothing stored.
+    let response = services
+        .serve(to_http(event("dynamic-registration-get.json")), |h, r| {
+            h.handle(r)
+        })
+        .await;
+    let page = String::from_utf8_lossy(response.body()).to_string();
+    assert!(
+        matches!(response.status().as_u16(), 502 | 504),
+        "{} {page}",
+        response.status()
+    );
+    assert_eq!(
+        code_of(&response),
+        "LTI_DYNREG_CONFIG_UNREACHABLE",
+        "{page}"
+    );
+    assert!(page.contains("lms.example.edu"), "{page}");
+    assert!(
+        !page.contains("eyJzdWIiOiJzYW1wbGUi"),
+        "the token is never shown"
+    );
     // The services: the document, a key, and calls answered with their codes. The
     // deep-link event first: its service key is not installed yet.
     let functions::Function::Ready(services) = services else {

@@ -29,6 +29,8 @@ pub mod paths {
     pub const ADMIN_SERVICE_KEYS: &str = "/admin/service-keys";
     /// The Canvas developer-key JSON alone (public: Canvas fetches it by URL).
     pub const CONFIG_CANVAS: &str = "/lti/config/canvas.json";
+    /// The registration URL of LTI Dynamic Registration (public: the LMS opens it).
+    pub const REGISTER: &str = "/lti/register";
 }
 
 /// How the admin API knows its callers.
@@ -81,6 +83,13 @@ pub struct ToolConfig {
     /// fetched: always on the dev server; on Lambda only with the explicit opt-in
     /// `LTI_INSECURE_ALLOW_LOOPBACK_URLS=true` (local end-to-end runs).
     pub insecure_allow_loopback_urls: bool,
+    /// A platform registered by Dynamic Registration without a `deployment_id` in its
+    /// answer (Canvas) is stored with `acceptNewDeployments`
+    /// (`LTI_DYNAMIC_REGISTRATION_ACCEPT_NEW_DEPLOYMENTS=true`); otherwise such a
+    /// registration is refused and nothing is stored.
+    pub dynamic_registration_accept_new_deployments: bool,
+    /// The tool's logo (`LTI_TOOL_LOGO_URL`): the `logo_uri` of Dynamic Registration.
+    pub tool_logo_url: Option<Url>,
 }
 
 /// A configuration variable is missing or invalid.
@@ -145,6 +154,8 @@ impl ToolConfig {
     /// | `LTI_ADMIN_TOKEN` | admin API bearer token (≥ 32 chars) | admin API off |
     /// | `LTI_ADMIN_AUTH` | `token`, or `iam` (API Gateway `AWS_IAM` on `/admin/*`) | `token` |
     /// | `LTI_INSECURE_ALLOW_LOOPBACK_URLS` | `true` accepts loopback platform URLs | `false` |
+    /// | `LTI_DYNAMIC_REGISTRATION_ACCEPT_NEW_DEPLOYMENTS` | `true` stores a dynamically registered platform that named no deployment, accepting new ones | `false` |
+    /// | `LTI_TOOL_LOGO_URL` | the tool's logo for Dynamic Registration (`logo_uri`) | none |
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let mut base_url = parse_url(
@@ -227,19 +238,19 @@ impl ToolConfig {
                 ))
             }
         };
-        let insecure_allow_loopback_urls = match get("LTI_INSECURE_ALLOW_LOOPBACK_URLS")
-            .map(|v| v.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(_) => {
-                return Err(invalid(
-                    "LTI_INSECURE_ALLOW_LOOPBACK_URLS",
-                    "must be true or false",
-                ))
+        let flag = |name: &'static str| -> Result<bool, ConfigError> {
+            match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+                None | Some("false") => Ok(false),
+                Some("true") => Ok(true),
+                Some(_) => Err(invalid(name, "must be true or false")),
             }
         };
+        let insecure_allow_loopback_urls = flag("LTI_INSECURE_ALLOW_LOOPBACK_URLS")?;
+        let dynamic_registration_accept_new_deployments =
+            flag("LTI_DYNAMIC_REGISTRATION_ACCEPT_NEW_DEPLOYMENTS")?;
+        let tool_logo_url = get("LTI_TOOL_LOGO_URL")
+            .map(|v| parse_url("LTI_TOOL_LOGO_URL", &v))
+            .transpose()?;
         Ok(Self {
             base_url,
             app_landing_url,
@@ -252,6 +263,8 @@ impl ToolConfig {
             admin_token,
             admin_auth,
             insecure_allow_loopback_urls,
+            dynamic_registration_accept_new_deployments,
+            tool_logo_url,
         })
     }
 

@@ -11,6 +11,10 @@
 //! URI `<tool>/lti/launch`; `/platform/launch?user=learner&tool=<id>` launches into it.
 //! Registrations live in memory until the server stops.
 //!
+//! Dynamic Registration ([`dynreg`]): "Add a tool by URL" (`/platform/add-tool`) runs
+//! the platform side of LTI Dynamic Registration 1.0 against a tool's registration URL;
+//! the registered tool joins the list and launches like the others.
+//!
 //! Deep Linking: an instructor's **Add content** starts a deep-linking request; the
 //! tool's response comes back to `/platform/deep-link-return`, is verified against the
 //! tool's JWKS ([`deep_link`]), and its items join the demo course shown on
@@ -18,6 +22,7 @@
 //! parameters (`/platform/launch?user=learner&item=<id>`).
 
 mod deep_link;
+pub mod dynreg;
 
 pub use deep_link::{Accepted, CourseItem, Refusal, ACCEPT_TARGETS, ACCEPT_TYPES};
 
@@ -229,6 +234,8 @@ pub struct DemoPlatform {
     extra_tools: RwLock<Vec<DemoTool>>,
     registered: std::sync::atomic::AtomicU64,
     deep_links: deep_link::DeepLinks,
+    /// Dynamic Registration tokens waiting for their registration.
+    dynreg_tokens: dynreg::Tokens,
     clock: Arc<dyn Clock>,
 }
 
@@ -293,6 +300,7 @@ impl DemoPlatform {
             extra_tools: RwLock::new(Vec::new()),
             registered: std::sync::atomic::AtomicU64::new(0),
             deep_links: deep_link::DeepLinks::default(),
+            dynreg_tokens: Default::default(),
             clock,
         }
     }
@@ -478,6 +486,9 @@ impl DemoPlatform {
                 }
             }
             deep_link::RETURN_PATH => self.deep_link_return(&request).await,
+            dynreg::CONFIGURATION_PATH => self.openid_configuration(),
+            dynreg::REGISTER_PATH => self.register_endpoint(&request),
+            dynreg::ADD_TOOL_PATH => self.add_tool_page(&query),
             "/platform/direct" => match query.get("user").and_then(|u| user(u)) {
                 Some(u) => self.direct_launch(u),
                 None => bad_request("Pick one of the demo users."),
@@ -571,7 +582,7 @@ impl DemoPlatform {
                                 label { "Tool: " }
                                 select name="tool" {
                                     @for t in &tools {
-                                        option value=(t.id) { (t.name) " — " (t.redirect_uri) }
+                                        option value=(t.id) { (t.name) " — " (t.redirect_uri) " (client_id " (t.client_id) ")" }
                                     }
                                 }
                             }
@@ -579,6 +590,7 @@ impl DemoPlatform {
                         button #launch type="submit" { "Launch" }
                     }
                     p.muted { "Issuer " code { (self.issuer) } ", client_id " code { (CLIENT_ID) } ", deployment " code { (DEPLOYMENT_ID) } "." }
+                    p { a #add-tool href=(dynreg::ADD_TOOL_PATH) { "Add a tool by URL" } span.muted { " (LTI Dynamic Registration)" } }
                     h2 #course-content { "Course content" }
                     form method="get" action="/platform/launch" {
                         input type="hidden" name="message" value="deep";

@@ -8,23 +8,40 @@ use std::sync::OnceLock;
 /// The only script the tool ever serves: submit the first form on load.
 const AUTO_SUBMIT: &str = "document.forms[0].submit();";
 
-/// CSP source for [`AUTO_SUBMIT`]: its SHA-256, so no other inline script may run.
-fn auto_submit_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, AUTO_SUBMIT.as_bytes());
+/// The script of the page that ends a Dynamic Registration (LTI Dynamic Registration
+/// 1.0 §3.7): tells the platform's window — the opener of a popup, else the parent of
+/// an iframe — that the tool is done, at load and when the Close button is pressed.
+/// The message carries nothing secret, so any origin may receive it.
+pub const REGISTRATION_CLOSE: &str = "(function(){var w=window.opener||(window.parent!==window?window.parent:null);function done(){if(w){w.postMessage({subject:\"org.imsglobal.lti.close\"},\"*\");}}done();var b=document.getElementById(\"close\");if(b){b.addEventListener(\"click\",done);}})();";
+
+/// CSP source (`'sha256-…'`) of an inline script.
+pub fn script_hash(script: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, script.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    )
+}
+
+/// CSP sources of [`AUTO_SUBMIT`] and [`REGISTRATION_CLOSE`]: their SHA-256, so no
+/// other inline script may run.
+fn script_hashes() -> &'static str {
+    static HASHES: OnceLock<String> = OnceLock::new();
+    HASHES.get_or_init(|| {
         format!(
-            "'sha256-{}'",
-            base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+            "{} {}",
+            script_hash(AUTO_SUBMIT),
+            script_hash(REGISTRATION_CLOSE)
         )
     })
 }
 
-/// Content-Security-Policy of the tool's pages: no scripts but the auto-submit one.
+/// Content-Security-Policy of the tool's pages: no scripts but the auto-submit one
+/// and the registration's closing one (by hash), no inline event handlers.
 pub fn content_security_policy() -> String {
     format!(
         "default-src 'none'; script-src {}; style-src 'unsafe-inline'; img-src data:; base-uri 'none'",
-        auto_submit_hash()
+        script_hashes()
     )
 }
 
@@ -80,6 +97,58 @@ pub fn error_page(status: u16, code: &str, message: &str, request_id: &str) -> S
     )
 }
 
+/// What a registration page reports, one row per fact.
+pub type Facts<'a> = [(&'a str, String)];
+
+/// The page a successful Dynamic Registration ends on: what was registered, then the
+/// closing message to the platform's window ([`REGISTRATION_CLOSE`]).
+pub fn registration_done(title: &str, facts: &Facts<'_>, notes: &[String]) -> String {
+    layout(
+        title,
+        html! {
+            h1 #registered { (title) }
+            dl {
+                @for (name, value) in facts {
+                    dt { (name) }
+                    dd { code { (value) } }
+                }
+            }
+            @for note in notes { p { (note) } }
+            p.muted { "The platform closes this window; if it stays open, press Close." }
+            button #close type="button" { "Close" }
+            script { (PreEscaped(REGISTRATION_CLOSE)) }
+        },
+    )
+}
+
+/// The page a failed Dynamic Registration ends on: the sentence, what the platform
+/// said, the invalid fields, what the administrator can do, the code and request id.
+pub fn registration_failed(
+    status: u16,
+    code: &str,
+    message: &str,
+    platform_said: Option<&str>,
+    fields: &[(String, String)],
+    advice: &str,
+    request_id: &str,
+) -> String {
+    layout(
+        "Registration failed",
+        html! {
+            h1 { "The tool could not be registered" }
+            p #message { (message) }
+            @if let Some(said) = platform_said {
+                p { "The platform said: " code #platform-error { (said) } }
+            }
+            @if !fields.is_empty() {
+                ul #fields { @for (field, problem) in fields { li { code { (field) } " " (problem) } } }
+            }
+            p #advice { (advice) }
+            p.muted { "Error " code { (code) } " (HTTP " (status) "), request " code { (request_id) } "." }
+        },
+    )
+}
+
 /// A simple page with a title and preformatted content (config, admin info).
 pub fn info_page(title: &str, body: Markup) -> String {
     layout(title, body)
@@ -103,5 +172,23 @@ mod tests {
         let csp = content_security_policy();
         assert!(csp.contains("script-src 'sha256-"));
         assert!(!csp.contains("unsafe-inline';") || csp.contains("style-src 'unsafe-inline'"));
+    }
+
+    #[test]
+    fn the_registration_page_runs_only_its_hashed_script_and_escapes_values() {
+        let page = registration_done(
+            "Registered",
+            &[("Issuer", "https://lms\"><script>x()</script>".into())],
+            &[],
+        );
+        assert!(page.contains("&lt;script&gt;x()"));
+        assert_eq!(page.matches("<script>").count(), 1);
+        assert!(page.contains(REGISTRATION_CLOSE));
+        assert!(REGISTRATION_CLOSE.contains("org.imsglobal.lti.close"));
+        assert!(!page.contains("onclick"), "no inline handlers");
+        let csp = content_security_policy();
+        assert!(csp.contains(&script_hash(REGISTRATION_CLOSE)));
+        assert!(csp.contains(&script_hash(AUTO_SUBMIT)));
+        assert!(!csp.contains("script-src 'unsafe-inline'"));
     }
 }

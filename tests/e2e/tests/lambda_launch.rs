@@ -420,3 +420,99 @@ async fn deep_linking_through_the_lambda_binaries_is_signed_by_kms_and_verified_
     assert_eq!(lti_context["resourceLink"]["title"], "Sales scenario 7");
     assert_eq!(lti_context["custom"]["scenario"], "sales-7");
 }
+
+#[tokio::test]
+#[ignore = "needs moto and cargo lambda watch: tests/run.sh starts them"]
+async fn dynamic_registration_through_the_services_binary_then_a_launch_through_login_and_launch() {
+    let Stack {
+        base,
+        table,
+        platform,
+        ..
+    } = stack();
+
+    // The demo platform's "Add a tool by URL" frames the tool's registration URL.
+    let mut admin = Browser::new();
+    let add = admin
+        .run(Next::Get(format!(
+            "{base}/platform/add-tool?url={base}/lti/register"
+        )))
+        .await
+        .expect("page");
+    assert_eq!(add.status, 200, "{}", add.body);
+    let src = add
+        .body
+        .split("id=\"registration\" src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page frames the registration")
+        .replace("&amp;", "&");
+
+    // The services function fetches the configuration, posts the registration and
+    // stores it in DynamoDB.
+    let done = admin.run(Next::Get(src)).await.expect("registration page");
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("lti-lambda is registered"),
+        "{}",
+        done.body
+    );
+    assert!(done.body.contains("org.imsglobal.lti.close"));
+    let tool = platform
+        .tools()
+        .into_iter()
+        .filter(|t| t.client_id.starts_with("lti-dev-dynreg-"))
+        .find(|t| done.body.contains(&t.client_id))
+        .expect("the platform lists the registered tool");
+    let clients = Clients::from_env(None).await;
+    let store = DynamoStore::new(clients.dynamodb.clone(), table.clone());
+    use lti_core::platform::PlatformStore;
+    let stored = store
+        .platform(&platform.issuer, &tool.client_id)
+        .await
+        .expect("read")
+        .expect("stored in DynamoDB");
+    assert_eq!(stored.keyset_url, platform.jwks_url());
+    assert_eq!(stored.auth_login_url, platform.auth_url());
+    assert!(!stored.accept_new_deployments);
+    assert!(store
+        .deployment(&platform.issuer, &tool.client_id, &tool.deployment_id)
+        .await
+        .expect("read")
+        .is_some());
+
+    // A learner launches into it through the login and launch functions.
+    let mut learner = Browser::new();
+    let page = learner
+        .run(Next::Get(format!(
+            "{base}/platform/launch?user=learner&tool={}",
+            tool.id
+        )))
+        .await
+        .expect("the flow completes");
+    assert_eq!(page.url, format!("{base}/app"), "{}", page.body);
+    assert!(page.body.contains("Welcome, Lea Learner"), "{}", page.body);
+    let claims = app_token_claims(&learner);
+    let launched_from = &claims["lti"]["platform"];
+    assert_eq!(
+        launched_from["clientId"],
+        tool.client_id.as_str(),
+        "{claims}"
+    );
+    assert_eq!(
+        launched_from["deploymentId"],
+        tool.deployment_id.as_str(),
+        "{claims}"
+    );
+
+    // A registration token works once.
+    let again = admin
+        .run(Next::Get(format!(
+            "{base}/lti/register?openid_configuration={}&registration_token=spent",
+            platform.openid_configuration_url()
+        )))
+        .await
+        .expect("page");
+    assert_eq!(again.status, 502, "{}", again.body);
+    assert!(again.body.contains("LTI_DYNREG_REFUSED"));
+}

@@ -842,6 +842,10 @@ pub async fn config(
             ("Public keyset (JWKS) URL", "jwksUrl"),
             ("Domain", "domain"),
             ("Canvas JSON URL (\"Enter URL\")", "canvasConfigUrl"),
+            (
+                "Registration URL (Dynamic Registration)",
+                "dynamicRegistrationUrl",
+            ),
         ]
         .into_iter()
         .map(|(label, key)| (label.to_string(), table::text(&answer[key])))

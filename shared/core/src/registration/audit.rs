@@ -17,6 +17,13 @@ pub enum AdminActor {
         #[serde(rename = "accountId", skip_serializing_if = "Option::is_none")]
         account_id: Option<String>,
     },
+    /// A platform that registered itself through LTI Dynamic Registration (no admin
+    /// credential: the platform's own endpoints vouched for it), known by its issuer.
+    DynamicRegistration {
+        issuer: String,
+        #[serde(rename = "productFamilyCode", skip_serializing_if = "Option::is_none")]
+        product_family_code: Option<String>,
+    },
 }
 
 impl AdminActor {

@@ -1,9 +1,12 @@
 //! Administration of registrations: the admin store port, routing rules, the audit
-//! trail of changes. (Registrations and deployments themselves: [`crate::platform`].)
+//! trail of changes, and LTI Dynamic Registration ([`dynamic`]). (Registrations and
+//! deployments themselves: [`crate::platform`].)
 
 pub mod audit;
+pub mod dynamic;
 pub mod routing;
 pub mod store;
+pub mod upsert;
 
 pub use routing::{AppRoute, RouteInput, RouteRule, RouteSet};
 pub use store::{PageError, PageRequest, PlatformAdmin, PlatformPage, Removed, RoutesChanged};

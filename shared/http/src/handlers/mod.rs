@@ -74,6 +74,7 @@ impl ToolRouter {
             paths::JWKS | paths::JWKS_ALT => self.jwks.handle(request).await,
             p if p == paths::CONFIG
                 || p == paths::CONFIG_CANVAS
+                || p == paths::REGISTER
                 || p == paths::DEEP_LINK
                 || p.starts_with("/lti/ags/")
                 || p.starts_with("/lti/nrps/")

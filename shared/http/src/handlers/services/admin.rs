@@ -12,12 +12,11 @@ use crate::{respond, GatewayIdentity, HttpRequest, HttpResponse};
 use http::StatusCode;
 use lti_core::config::AdminAuth;
 use lti_core::error::{ErrorKind, Problem};
-use lti_core::platform::{
-    Deployment, FieldError, InvalidPlatform, LaunchProfile, Platform, PlatformInput,
-};
+use lti_core::platform::{FieldError, InvalidPlatform, Platform, PlatformInput};
 use lti_core::platform_cache::DEFAULT_TTL;
 use lti_core::registration::audit::{AdminActor, AuditEntry};
 use lti_core::registration::store::{DEFAULT_PAGE, MAX_PAGE};
+use lti_core::registration::upsert::{store_registration, Change, StoreRegistrationError};
 use lti_core::registration::{PageError, PageRequest};
 use serde::Serialize;
 use uuid::Uuid;
@@ -130,50 +129,7 @@ struct UserIdentity {
     message: String,
 }
 
-/// Registrations of one issuer the admin API reads to decide a new one's user scope
-/// and check audiences (an admin request: generous, but bounded).
-const ADMIN_ISSUER_LIMIT: usize = 10_000;
-
-/// A standard registration's client_id must never be the audience of a direct one of
-/// the same issuer (nor the reverse): a standard id_token would then launch without
-/// its state through the direct path.
-fn audience_conflicts(new: &Platform, others: &[Platform]) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    let others = others.iter().filter(|p| p.client_id != new.client_id);
-    for other in others {
-        match new.launch_profile {
-            LaunchProfile::Direct => {
-                if new.audience.as_deref() == Some(other.client_id.as_str())
-                    && other.launch_profile == LaunchProfile::Standard
-                {
-                    errors.push(FieldError {
-                        field: "audience".into(),
-                        message: format!(
-                            "is the client_id of a standard registration of this issuer ({}); a direct audience must differ from every standard client_id",
-                            other.client_id
-                        ),
-                    });
-                }
-            }
-            LaunchProfile::Standard => {
-                if other.launch_profile == LaunchProfile::Direct
-                    && other.audience.as_deref() == Some(new.client_id.as_str())
-                {
-                    errors.push(FieldError {
-                        field: "clientId".into(),
-                        message: format!(
-                            "is the audience of a direct registration of this issuer ({}); a standard client_id must differ from every direct audience",
-                            other.client_id
-                        ),
-                    });
-                }
-            }
-        }
-    }
-    // A direct registration's own client_id as its audience is fine: no standard
-    // registration can have that (issuer, client_id).
-    errors
-}
+use lti_core::registration::upsert::ISSUER_LIMIT as ADMIN_ISSUER_LIMIT;
 
 fn user_identity(saved: &Platform, others: &[Platform]) -> UserIdentity {
     let scope = saved.effective_user_scope();
@@ -458,7 +414,8 @@ impl ServicesHandler {
         }
     }
 
-    /// Validates and stores a registration: a new one, or `existing` updated.
+    /// Validates and stores a registration: a new one, or `existing` updated (the
+    /// same code Dynamic Registration stores with).
     async fn store_platform(
         &self,
         request: &HttpRequest,
@@ -466,132 +423,41 @@ impl ServicesHandler {
         input: PlatformInput,
         existing: Option<Platform>,
     ) -> HttpResponse {
-        let now = self.clock.now();
-        let mut registration = match input.validate(now, &self.config) {
-            Ok(r) => r,
-            Err(invalid) => {
-                let fields = serde_json::to_value(&invalid.0).ok();
-                return respond::api_problem(request, &invalid, fields);
-            }
+        let change = Change {
+            store: self.platforms.as_ref(),
+            audit: self.audit.as_ref(),
+            config: &self.config,
+            now: self.clock.now(),
+            who,
+            request_id: crate::request_id(request),
         };
-        let issuer = registration.platform.issuer.clone();
-        let others = match self
-            .platforms
-            .platforms_by_issuer(&issuer, ADMIN_ISSUER_LIMIT)
-            .await
-        {
-            Ok(others) => others,
-            Err(e) => return respond::api_problem(request, &e, None),
-        };
-        let mut conflicts = audience_conflicts(&registration.platform, &others);
-        // The user scope: kept by an existing registration (it never changes: app
-        // user ids depend on it); else the one asked for (an import); else shared
-        // with a registration of the issuer with the same key set; else its own.
-        let before = existing.clone().or_else(|| {
-            others
-                .iter()
-                .find(|p| p.client_id == registration.platform.client_id)
-                .cloned()
-        });
-        let asked = registration.platform.user_scope.take();
-        let scope = match &before {
-            Some(before) => {
-                let kept = before.effective_user_scope().to_string();
-                if asked.as_ref().is_some_and(|a| *a != kept) {
-                    conflicts.push(FieldError {
-                        field: "userScope".into(),
-                        message:
-                            "cannot change once the registration exists: app user ids depend on it"
-                                .into(),
-                    });
-                }
-                kept
-            }
-            None => asked.unwrap_or_else(|| {
-                others
-                    .iter()
-                    .find(|p| p.keyset_url == registration.platform.keyset_url)
-                    .map(|p| p.effective_user_scope().to_string())
-                    .unwrap_or_else(|| registration.platform.keyset_url.clone())
-            }),
-        };
-        if !conflicts.is_empty() {
-            let fields = serde_json::to_value(&conflicts).ok();
-            return respond::api_problem(request, &InvalidPlatform(conflicts), fields);
-        }
-        registration.platform.user_scope = Some(scope);
-        // The deployment first: if saving the platform then fails, a retry of the
-        // same request completes the registration (both writes are idempotent).
-        if let Some(deployment_id) = &registration.deployment_id {
-            let deployment = Deployment {
-                issuer: registration.platform.issuer.clone(),
-                client_id: registration.platform.client_id.clone(),
-                deployment_id: deployment_id.clone(),
-                created_at: now,
-            };
-            if let Err(e) = self.platforms.save_deployment(deployment).await {
-                return respond::api_problem(request, &e, None);
-            }
-        }
-        match self.platforms.save_platform(registration.platform).await {
-            Ok(saved) => {
-                let platform = saved.platform;
-                let identity = user_identity(&platform, &others);
-                tracing::info!(issuer = %platform.issuer, client_id = %platform.client_id, created = saved.created, separate_from = ?identity.separate_from, "platform saved");
-                let action = if saved.created {
-                    "platform.create"
-                } else {
-                    "platform.update"
-                };
-                let mut entry = self.audit_entry(request, who, action, Some(&platform));
-                entry.before = before.as_ref().map(|p| p.id.to_string());
-                entry.after = Some(platform.id.to_string());
-                entry.changed = before
-                    .as_ref()
-                    .map(|b| changed_fields(b, &platform))
-                    .unwrap_or_default();
-                if let Some(d) = &registration.deployment_id {
-                    entry.changed.push(format!("deployment {d}"));
-                }
-                self.audit(entry);
-                let status = if saved.created {
+        match store_registration(&change, input, existing).await {
+            Ok(stored) => {
+                let identity = user_identity(&stored.platform, &stored.others);
+                let status = if stored.created {
                     StatusCode::CREATED
                 } else {
                     StatusCode::OK
                 };
                 let message =
-                    (!saved.created).then(|| propagation("The updated registration is used"));
+                    (!stored.created).then(|| propagation("The updated registration is used"));
                 respond::json(
                     status,
                     &SavedPlatform {
-                        platform,
-                        deployment_id: registration.deployment_id,
+                        platform: stored.platform,
+                        deployment_id: stored.deployment_id,
                         user_identity: identity,
                         message,
                     },
                 )
             }
-            Err(e) => respond::api_problem(request, &e, None),
+            Err(StoreRegistrationError::Invalid(invalid)) => {
+                let fields = serde_json::to_value(&invalid.0).ok();
+                respond::api_problem(request, &invalid, fields)
+            }
+            Err(StoreRegistrationError::Store(e)) => respond::api_problem(request, &e, None),
         }
     }
-}
-
-/// The fields an update changed (names only, for the audit line).
-fn changed_fields(before: &Platform, after: &Platform) -> Vec<String> {
-    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
-        (serde_json::to_value(before), serde_json::to_value(after))
-    else {
-        return vec![];
-    };
-    let mut names: Vec<String> = a
-        .keys()
-        .chain(b.keys())
-        .filter(|k| *k != "updatedAt" && a.get(*k) != b.get(*k))
-        .cloned()
-        .collect();
-    names.sort();
-    names.dedup();
-    names
 }
 
 /// The registration with a JSON merge patch (RFC 7396) applied: what `PATCH` stores.

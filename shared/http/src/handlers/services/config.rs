@@ -39,6 +39,10 @@ pub struct ToolSettings {
     pub domain: String,
     /// The Canvas JSON's own address (for "Enter URL").
     pub canvas_config_url: String,
+    /// The registration URL of LTI Dynamic Registration 1.0: pasted into the LMS
+    /// (Moodle "Tool URL", Canvas "LTI Registration", Brightspace "Dynamic"), which
+    /// opens it with `openid_configuration` and `registration_token`.
+    pub dynamic_registration_url: String,
     /// Moodle's "Configure a tool manually" form, field by field, in its order.
     pub moodle: Vec<FormField>,
     /// The Canvas developer key, as JSON ("Paste JSON").
@@ -150,6 +154,7 @@ impl ToolSettings {
             jwks_url: config.url(paths::JWKS),
             domain: config.base_url.host_str().unwrap_or_default().to_string(),
             canvas_config_url: config.url(paths::CONFIG_CANVAS),
+            dynamic_registration_url: config.url(paths::REGISTER),
             moodle: moodle_fields(config),
             canvas: canvas_json(config),
             direct_launch: None,

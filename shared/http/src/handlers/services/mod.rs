@@ -1,4 +1,5 @@
-//! The services function: the tool's values for LMS admins (`GET /lti/config`), the
+//! The services function: the tool's values for LMS admins (`GET /lti/config`), LTI
+//! Dynamic Registration (`GET /lti/register`), the
 //! admin API (`/admin/platforms…`, `/admin/service-keys`) and the app-facing services
 //! (SERVICES-API.md). One file per API area; this one routes.
 
@@ -10,6 +11,7 @@ mod config;
 mod deep_link;
 mod keys;
 mod nrps;
+mod register;
 
 pub use config::{canvas_json, DirectLaunchSettings, FormField, ToolSettings, SERVICE_SCOPES};
 
@@ -86,6 +88,8 @@ pub struct ServicesHandler {
     /// NRPS calls to platforms.
     pub nrps_calls: Arc<Nrps>,
     pub users: Arc<dyn UserStore>,
+    /// Calls to platforms outside the services (Dynamic Registration).
+    pub http: Arc<dyn PlatformHttp>,
 }
 
 impl ServicesHandler {
@@ -96,6 +100,7 @@ impl ServicesHandler {
             deps.clock.clone(),
             deps.random.clone(),
         ));
+        let http = deps.http.clone();
         let tokens = Arc::new(AccessTokens::new(
             deps.http,
             deps.signer.clone(),
@@ -125,6 +130,7 @@ impl ServicesHandler {
             ags_calls: Arc::new(Ags::new(tokens.clone())),
             nrps_calls: Arc::new(Nrps::new(tokens)),
             users: deps.users,
+            http,
         }
     }
 
@@ -139,6 +145,10 @@ impl ServicesHandler {
             },
             paths::CONFIG_CANVAS => match method {
                 Method::GET => self.canvas_config(),
+                _ => method_not_allowed(&request),
+            },
+            paths::REGISTER => match method {
+                Method::GET => self.dynamic_registration(&request).await,
                 _ => method_not_allowed(&request),
             },
             paths::OPENAPI => match method {
