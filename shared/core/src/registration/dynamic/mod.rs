@@ -179,7 +179,8 @@ pub async fn register(
         Endpoint::Configuration,
         &params.openid_configuration,
     )?;
-    let (fetched_from, body) = fetch_configuration(config, http, url).await?;
+    let (fetched_from, body) =
+        fetch_configuration(config, http, url, params.registration_token.as_ref()).await?;
     let platform = configuration::read(&body, &fetched_from)?;
     tracing::info!(issuer = %platform.issuer, product = ?platform.product_family_code, "dynamic registration: platform configuration read");
 
@@ -356,21 +357,27 @@ fn unanswered(endpoint: Endpoint, host: &str, error: OutboundError) -> DynRegErr
 }
 
 /// GETs the configuration, following redirects within its site only; returns where
-/// it was finally fetched from and the body.
+/// it was finally fetched from and the body. The registration token goes with it as
+/// bearer: Canvas answers its configuration only to a request that carries it (the
+/// URL is the one the platform gave with the token, and a redirect never leaves its
+/// site).
 async fn fetch_configuration(
     config: &ToolConfig,
     http: &dyn PlatformHttp,
     url: Url,
+    token: Option<&Secret>,
 ) -> Result<(Url, Vec<u8>), DynRegError> {
     let origin = origin_of(&url);
     let mut current = url;
     for _ in 0..=MAX_REDIRECTS {
         let host = host_of(&current);
+        let mut get = OutboundRequest::new(Method::Get, current.as_str())
+            .header("Accept", "application/json");
+        if let Some(token) = token {
+            get = get.header("Authorization", format!("Bearer {}", token.expose()));
+        }
         let response = http
-            .send(
-                OutboundRequest::new(Method::Get, current.as_str())
-                    .header("Accept", "application/json"),
-            )
+            .send(get)
             .await
             .map_err(|e| unanswered(Endpoint::Configuration, &host, e))?;
         match response.status {

@@ -186,9 +186,10 @@ async fn moodle_registers_with_the_token_from_the_query_and_is_stored_with_its_d
     let requests = run.http.requests();
     assert_eq!(requests.len(), 2, "configuration, then registration");
     assert_eq!(requests[0].method, Method::Get);
-    assert!(
-        bearer(&requests[0]).is_none(),
-        "the token goes to the registration only"
+    assert_eq!(
+        bearer(&requests[0]),
+        Some(TOKEN),
+        "the configuration is asked for with the token too (Canvas requires it)"
     );
     let post = &requests[1];
     assert_eq!(post.url, MOODLE_REGISTER);
