@@ -468,6 +468,15 @@ impl LaunchStore for MemoryStore {
         Ok(())
     }
 
+    async fn pending_login(&self, state: &str, now: i64) -> Result<Option<LoginState>, StoreError> {
+        Ok(self
+            .lock()
+            .states
+            .get(state)
+            .filter(|s| s.consumed_at.is_none() && s.login.expires_at > now)
+            .map(|s| s.login.clone()))
+    }
+
     async fn finish_launch(
         &self,
         claim: &StateClaim,

@@ -260,6 +260,9 @@ impl LaunchStore for FileStore {
     async fn begin_login(&self, state: &LoginState) -> Result<(), StoreError> {
         self.memory.begin_login(state).await
     }
+    async fn pending_login(&self, state: &str, now: i64) -> Result<Option<LoginState>, StoreError> {
+        self.memory.pending_login(state, now).await
+    }
     async fn finish_launch(
         &self,
         claim: &StateClaim,
