@@ -32,6 +32,12 @@ const CHROMIUM_ARGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
+  // The tool's frame crosses sites five times per launch; with out-of-process frames
+  // playwright-core now and then keeps a stale frame (the screenshot shows the app,
+  // the locator still the launch page). In-process frames keep it exact; cookie
+  // partitioning and the cookie settings are the same either way.
+  '--disable-site-isolation-trials',
+  '--disable-features=IsolateOrigins,site-per-process',
 ];
 
 const TOOL = BASE; // http://127.0.0.1:<port>

@@ -82,6 +82,6 @@ mkdir -p "$HERE/artifacts"
 rm -f "$HERE/artifacts/"*.png
 T=$SECONDS
 status=0
-node --test --test-reporter=spec --test-timeout=60000 "$HERE/launch.test.mjs" || status=$?
+node --test --test-reporter=spec --test-timeout=60000 "$HERE/launch.test.mjs" "$HERE/iframe.test.mjs" "$HERE/storage-script.test.mjs" || status=$?
 echo "== browser tests took $((SECONDS - T))s (whole script $((SECONDS - START))s); screenshots in tests/browser/artifacts/"
 exit $status
