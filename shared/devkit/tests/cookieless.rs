@@ -519,7 +519,7 @@ async fn pages_may_be_framed_by_the_launching_platform_only() {
     // A launch refused for a registered issuer (bad token): framable by that platform.
     let token = format!(
         "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
-        base64_url(&serde_json::json!({ "iss": platform }).to_string())
+        base64_url(&serde_json::json!({ "iss": platform, "aud": platform::CLIENT_ID }).to_string())
     );
     let response = client
         .post(h.tool("/lti/launch"))

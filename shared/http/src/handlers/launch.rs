@@ -1,7 +1,7 @@
 //! `POST /lti/launch`: the redirect URI where platforms post the id_token.
 
 use super::login::expired_state_cookie;
-use super::{framing_sources, method_not_allowed};
+use super::method_not_allowed;
 use crate::{pages, request, request_id, respond, HttpRequest, HttpResponse};
 use http::{header, HeaderValue, Method, StatusCode};
 use lti_core::config::HandoffMode;
@@ -134,8 +134,9 @@ impl LaunchHandler {
         }
     }
 
-    /// The error answer, framable by the registrations of the token's (unverified)
-    /// issuer so the user sees it inside the platform.
+    /// The error answer, framable by the registration the token names (unverified
+    /// `iss` and `azp`/`aud`), so the user sees it inside the platform. The registration
+    /// is read through the platform cache: a warm instance makes no call for it.
     async fn refuse(
         &self,
         request: &HttpRequest,
@@ -143,26 +144,45 @@ impl LaunchHandler {
         error: &LaunchError,
     ) -> HttpResponse {
         let mut response = respond::problem(request, error);
-        let issuer = form.id_token.as_deref().and_then(unverified_issuer);
-        let sources = framing_sources(
-            &self.launcher.config,
-            self.launcher.platforms.as_ref(),
-            issuer.as_deref(),
-        )
-        .await;
+        let mut sources = Vec::new();
+        if let Some((issuer, client_id)) =
+            form.id_token.as_deref().and_then(unverified_registration)
+        {
+            if let Ok(Some(platform)) = self.launcher.platforms.platform(&issuer, &client_id).await
+            {
+                sources.extend(lti_core::storage::registration_origins(&platform));
+            }
+        }
+        sources.extend(self.launcher.config.frame_ancestors.iter().cloned());
         respond::allow_framing_by(&mut response, &sources);
         response
     }
 }
 
-/// The `iss` of an id_token, unverified: only to choose who may frame an error page.
-fn unverified_issuer(token: &str) -> Option<String> {
+/// The `iss` and client_id (`azp`, else the single or first `aud`) of an id_token,
+/// unverified: only to choose who may frame an error page. Bounded like the launch's
+/// own reads (2048 bytes each).
+fn unverified_registration(token: &str) -> Option<(String, String)> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Audience {
+        One(String),
+        Many(Vec<String>),
+    }
     #[derive(serde::Deserialize)]
     struct Peek {
         iss: Option<String>,
+        aud: Option<Audience>,
+        azp: Option<String>,
     }
     let (_, payload, _) = lti_core::jwt::split(token)?;
-    lti_core::jwt::decode_part::<Peek>(payload)?.iss
+    let peek: Peek = lti_core::jwt::decode_part(payload)?;
+    let client_id = peek.azp.or(match peek.aud? {
+        Audience::One(aud) => Some(aud),
+        Audience::Many(all) => all.into_iter().next(),
+    })?;
+    let issuer = peek.iss?;
+    (issuer.len() <= 2048 && client_id.len() <= 2048).then_some((issuer, client_id))
 }
 
 /// The response that takes the user to the app: an auto-submitting form POST of the
