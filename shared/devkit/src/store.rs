@@ -179,6 +179,9 @@ impl PlatformStore for FileStore {
     ) -> Result<Option<Platform>, StoreError> {
         self.memory.platform(issuer, client_id).await
     }
+    fn known_platform(&self, issuer: &str, client_id: &str) -> Option<Platform> {
+        self.memory.known_platform(issuer, client_id)
+    }
     async fn save_platform(&self, platform: Platform) -> Result<Saved, StoreError> {
         let saved = self.memory.save_platform(platform).await?;
         self.persist()?;

@@ -135,8 +135,9 @@ impl LaunchHandler {
     }
 
     /// The error answer, framable by the registration the token names (unverified
-    /// `iss` and `azp`/`aud`), so the user sees it inside the platform. The registration
-    /// is read through the platform cache: a warm instance makes no call for it.
+    /// `iss` and `azp`/`aud`) when it is known without a store call (the platform
+    /// cache of a warm instance), so the user sees it inside the platform; a refusal
+    /// never costs a read of its own.
     async fn refuse(
         &self,
         request: &HttpRequest,
@@ -148,8 +149,7 @@ impl LaunchHandler {
         if let Some((issuer, client_id)) =
             form.id_token.as_deref().and_then(unverified_registration)
         {
-            if let Ok(Some(platform)) = self.launcher.platforms.platform(&issuer, &client_id).await
-            {
+            if let Some(platform) = self.launcher.platforms.known_platform(&issuer, &client_id) {
                 sources.extend(lti_core::storage::registration_origins(&platform));
             }
         }
