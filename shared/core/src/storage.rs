@@ -83,6 +83,21 @@ pub fn valid_target(target: &str) -> bool {
         && target.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// The origins of a registration that may frame the tool's login and launch pages
+/// (CSP `frame-ancestors`): its issuer's and its authorization endpoint's, when they
+/// are http(s) URLs.
+pub fn registration_origins(platform: &crate::platform::Platform) -> Vec<String> {
+    let mut origins = Vec::new();
+    for url in [&platform.issuer, &platform.auth_login_url] {
+        if let Some(origin) = storage_origin(url) {
+            if !origins.contains(&origin) {
+                origins.push(origin);
+            }
+        }
+    }
+    origins
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,19 +156,4 @@ mod tests {
         assert!(!valid_target(&"x".repeat(MAX_TARGET_LEN + 1)));
         assert!(valid_target(&"x".repeat(MAX_TARGET_LEN)));
     }
-}
-
-/// The origins of a registration that may frame the tool's login and launch pages
-/// (CSP `frame-ancestors`): its issuer's and its authorization endpoint's, when they
-/// are http(s) URLs.
-pub fn registration_origins(platform: &crate::platform::Platform) -> Vec<String> {
-    let mut origins = Vec::new();
-    for url in [&platform.issuer, &platform.auth_login_url] {
-        if let Some(origin) = storage_origin(url) {
-            if !origins.contains(&origin) {
-                origins.push(origin);
-            }
-        }
-    }
-    origins
 }
