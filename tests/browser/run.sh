@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Real-browser tests: Debian's Chromium, driven by playwright-core, clicks through the
-# demo LMS at /platform into the demo app at /app, as a person would.
+# demo LMS at /platform into the demo app at /app, as a person would (launch.test.mjs),
+# and launches the tool inside the platform's iframe, the platform on localhost and the
+# tool on 127.0.0.1, with third-party cookies blocked and allowed (iframe.test.mjs);
+# storage-script.test.mjs unit-tests the tool's postMessage script in node.
 #
 #   tests/browser/run.sh                                  # starts its own dev server
 #   LTI_DEV_URL=http://127.0.0.1:3000 tests/browser/run.sh  # uses a running one
@@ -82,6 +85,6 @@ mkdir -p "$HERE/artifacts"
 rm -f "$HERE/artifacts/"*.png
 T=$SECONDS
 status=0
-node --test --test-reporter=spec --test-timeout=60000 "$HERE/launch.test.mjs" "$HERE/dynamic_registration.test.mjs" || status=$?
+node --test --test-reporter=spec --test-timeout=60000 "$HERE/launch.test.mjs" "$HERE/dynamic_registration.test.mjs" "$HERE/iframe.test.mjs" "$HERE/storage-script.test.mjs" || status=$?
 echo "== browser tests took $((SECONDS - T))s (whole script $((SECONDS - START))s); screenshots in tests/browser/artifacts/"
 exit $status

@@ -48,7 +48,10 @@ use lti_core::services::records::{
     ContextRecord, LaunchRecord, LaunchWrites, LinkRecord, ServiceRecords,
 };
 use lti_core::signer::{PublicJwk, ToolKeyCache};
-use lti_core::state::{refusal, ConsumeError, LaunchStore, LoginState, StateClaim, StoredState};
+use lti_core::state::{
+    refusal, ConsumeError, LaunchStore, LoginRestart, LoginState, StateClaim, StorageBinding,
+    StoredState,
+};
 use lti_core::user::{UserRecord, UserStore};
 use std::collections::HashMap;
 
@@ -181,6 +184,22 @@ fn state_from(item: &Item) -> Result<StoredState, StoreError> {
             deployment_id: get_s(item, "deployment_id"),
             created_at: get_n(item, "created_at").unwrap_or_default(),
             expires_at: get_n(item, "expires_at").ok_or_else(|| corrupt("state"))?,
+            restart: get_s(item, "login_hint").map(|login_hint| LoginRestart {
+                login_hint,
+                lti_message_hint: get_s(item, "lti_message_hint"),
+            }),
+            storage: match (
+                get_s(item, "storage_target"),
+                get_s(item, "storage_origin"),
+                get_s(item, "storage_proof"),
+            ) {
+                (Some(target), Some(origin), Some(proof_hash)) => Some(StorageBinding {
+                    target,
+                    origin,
+                    proof_hash,
+                }),
+                _ => None,
+            },
         },
         consumed_at: get_n(item, "consumed_at"),
     })
@@ -738,8 +757,28 @@ impl LaunchStore for DynamoStore {
         if let Some(d) = &state.deployment_id {
             put = put.item("deployment_id", s(d));
         }
+        if let Some(restart) = &state.restart {
+            put = put.item("login_hint", s(&restart.login_hint));
+            if let Some(hint) = &restart.lti_message_hint {
+                put = put.item("lti_message_hint", s(hint));
+            }
+        }
+        if let Some(storage) = &state.storage {
+            put = put
+                .item("storage_target", s(&storage.target))
+                .item("storage_origin", s(&storage.origin))
+                .item("storage_proof", s(&storage.proof_hash));
+        }
         put.send().await.map_err(|e| unavailable("PutItem", e))?;
         Ok(())
+    }
+
+    async fn pending_login(&self, state: &str, now: i64) -> Result<Option<LoginState>, StoreError> {
+        Ok(self
+            .stored_state(state, now)
+            .await?
+            .filter(|s| s.consumed_at.is_none())
+            .map(|s| s.login))
     }
 
     async fn finish_launch(
@@ -747,15 +786,26 @@ impl LaunchStore for DynamoStore {
         claim: &StateClaim,
         writes: &LaunchWrites,
     ) -> Result<(), ConsumeError> {
-        let consume = Update::builder()
+        // A launch bound by the platform's storage instead of the cookie must present
+        // the proof whose hash the login stored: checked in the same condition.
+        let condition = if claim.storage_proof_hash.is_some() {
+            "attribute_exists(pk) AND attribute_not_exists(consumed_at) AND nonce = :nonce \
+             AND issuer = :issuer AND client_id = :client AND expires_at > :now \
+             AND storage_proof = :proof"
+        } else {
+            "attribute_exists(pk) AND attribute_not_exists(consumed_at) AND nonce = :nonce \
+             AND issuer = :issuer AND client_id = :client AND expires_at > :now"
+        };
+        let mut consume = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("STATE#{}", key_part(&claim.state))))
             .key("sk", s("STATE"))
             .update_expression("SET consumed_at = :now")
-            .condition_expression(
-                "attribute_exists(pk) AND attribute_not_exists(consumed_at) AND nonce = :nonce \
-                 AND issuer = :issuer AND client_id = :client AND expires_at > :now",
-            )
+            .condition_expression(condition);
+        if let Some(proof) = &claim.storage_proof_hash {
+            consume = consume.expression_attribute_values(":proof", s(proof));
+        }
+        let consume = consume
             .expression_attribute_values(":now", n(claim.now))
             .expression_attribute_values(":nonce", s(&claim.nonce))
             .expression_attribute_values(":issuer", s(&claim.issuer))

@@ -84,6 +84,7 @@ fn claim() -> StateClaim {
         issuer: "https://lms.example".into(),
         client_id: "c".into(),
         now: 1_900_000_000,
+        storage_proof_hash: None,
     }
 }
 

@@ -171,6 +171,8 @@ fn fresh_state(store: &MemoryStore, rt: &tokio::runtime::Runtime, n: u64) -> Str
         deployment_id: None,
         created_at: NOW,
         expires_at: NOW + 600,
+        restart: None,
+        storage: None,
     }))
     .expect("state");
     state
@@ -194,6 +196,7 @@ async fn validate_and_consume(launcher: &Launcher, store: &MemoryStore, token: &
         issuer: ISS.into(),
         client_id: CLIENT.into(),
         now: NOW,
+        storage_proof_hash: None,
     };
     store
         .finish_launch(&claim, &writes)

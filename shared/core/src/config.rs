@@ -90,6 +90,11 @@ pub struct ToolConfig {
     pub dynamic_registration_accept_new_deployments: bool,
     /// The tool's logo (`LTI_TOOL_LOGO_URL`): the `logo_uri` of Dynamic Registration.
     pub tool_logo_url: Option<Url>,
+    /// Extra `frame-ancestors` sources (`LTI_FRAME_ANCESTORS`) allowed to frame the
+    /// tool's login and launch pages, besides the origins of the registration the page
+    /// is for: origins such as `https://school.instructure.com`, or a host wildcard
+    /// such as `https://*.instructure.com`.
+    pub frame_ancestors: Vec<String>,
 }
 
 /// A configuration variable is missing or invalid.
@@ -130,6 +135,37 @@ pub fn origin_of(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
 
+/// A CSP `frame-ancestors` host source from a configured origin: `scheme://host[:port]`
+/// where the host may start with `*.`; nothing else (no path, quotes or spaces).
+pub fn frame_ancestor_source(item: &str) -> Option<String> {
+    let (scheme, rest) = item.trim().trim_end_matches('/').split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (host, Some(port))
+        }
+        _ => (rest, None),
+    };
+    let bare = host.strip_prefix("*.").unwrap_or(host);
+    let ok = !bare.is_empty()
+        && bare
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !bare.starts_with('.')
+        && !bare.ends_with('.');
+    if !ok {
+        return None;
+    }
+    let host = host.to_ascii_lowercase();
+    Some(match port {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    })
+}
+
 fn parse_url(variable: &'static str, value: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(value.trim())
         .map_err(|e| invalid(variable, format!("is not an absolute URL ({e})")))?;
@@ -156,6 +192,7 @@ impl ToolConfig {
     /// | `LTI_INSECURE_ALLOW_LOOPBACK_URLS` | `true` accepts loopback platform URLs | `false` |
     /// | `LTI_DYNAMIC_REGISTRATION_ACCEPT_NEW_DEPLOYMENTS` | `true` stores a dynamically registered platform that named no deployment, accepting new ones | `false` |
     /// | `LTI_TOOL_LOGO_URL` | the tool's logo for Dynamic Registration (`logo_uri`) | none |
+    /// | `LTI_FRAME_ANCESTORS` | comma-separated origins (or `https://*.host` wildcards) that may frame the login and launch pages, besides the registration's own | none |
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let mut base_url = parse_url(
@@ -251,6 +288,21 @@ impl ToolConfig {
         let tool_logo_url = get("LTI_TOOL_LOGO_URL")
             .map(|v| parse_url("LTI_TOOL_LOGO_URL", &v))
             .transpose()?;
+        let mut frame_ancestors = Vec::new();
+        if let Some(list) = get("LTI_FRAME_ANCESTORS") {
+            for item in list
+                .split([',', ' '])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                frame_ancestors.push(frame_ancestor_source(item).ok_or_else(|| {
+                    invalid(
+                        "LTI_FRAME_ANCESTORS",
+                        format!("{item:?} is not an http(s) origin like https://lms.example.edu or https://*.example.edu"),
+                    )
+                })?);
+            }
+        }
         Ok(Self {
             base_url,
             app_landing_url,
@@ -265,6 +317,7 @@ impl ToolConfig {
             insecure_allow_loopback_urls,
             dynamic_registration_accept_new_deployments,
             tool_logo_url,
+            frame_ancestors,
         })
     }
 
@@ -315,6 +368,46 @@ impl ToolConfig {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn frame_ancestors_are_origins_or_host_wildcards() {
+        let base = [
+            ("LTI_BASE_URL", "https://tool.example"),
+            ("LTI_APP_LANDING_URL", "https://app.example"),
+        ];
+        let with = |value: &str| {
+            let mut pairs = base.to_vec();
+            pairs.push(("LTI_FRAME_ANCESTORS", value));
+            ToolConfig::from_lookup(lookup(&pairs))
+        };
+        let config = with(
+            "https://School.instructure.com, https://*.brightspace.com http://localhost:3000/",
+        )
+        .expect("valid");
+        assert_eq!(
+            config.frame_ancestors,
+            vec![
+                "https://school.instructure.com",
+                "https://*.brightspace.com",
+                "http://localhost:3000"
+            ]
+        );
+        assert!(ToolConfig::from_lookup(lookup(&base))
+            .expect("valid")
+            .frame_ancestors
+            .is_empty());
+        for bad in [
+            "*",
+            "https://a.example/path",
+            "ftp://a.example",
+            "https://a.example;x",
+            "'self'",
+            "https://*.",
+        ] {
+            let e = with(bad).expect_err(bad);
+            assert_eq!(e.variable, "LTI_FRAME_ANCESTORS", "{bad}");
+        }
+    }
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs

@@ -10,7 +10,9 @@ use crate::services::keys::{ServiceKeyRecord, ServiceKeyStore};
 use crate::services::records::{
     ContextRecord, LaunchRecord, LaunchWrites, LinkRecord, ServiceRecords,
 };
-use crate::state::{ConsumeError, LaunchStore, LoginState, StateClaim};
+use crate::state::{
+    ConsumeError, LaunchStore, LoginRestart, LoginState, StateClaim, StorageBinding,
+};
 use crate::user::{stable_user_id, UserRecord, UserStore};
 use std::sync::Arc;
 
@@ -504,6 +506,8 @@ fn login_state(issuer: &str, client_id: &str, now: i64, ttl: i64) -> LoginState 
         deployment_id: Some("1".into()),
         created_at: now,
         expires_at: now + ttl,
+        restart: None,
+        storage: None,
     }
 }
 
@@ -514,6 +518,7 @@ fn claim(state: &LoginState, now: i64) -> StateClaim {
         issuer: state.issuer.clone(),
         client_id: state.client_id.clone(),
         now,
+        storage_proof_hash: None,
     }
 }
 
@@ -613,6 +618,82 @@ pub async fn launch_store_contract(
             .await,
         Err(ConsumeError::Expired)
     ));
+
+    // A login that used the platform's storage keeps where and the proof's hash, and
+    // the restart hints; a launch bound by storage must present the same hash (a wrong
+    // one consumes nothing), one bound by the cookie need not.
+    let mut stored = login_state(&issuer, "a", NOW, 600);
+    stored.restart = Some(LoginRestart {
+        login_hint: "hint-1".into(),
+        lti_message_hint: Some("message-hint".into()),
+    });
+    stored.storage = Some(StorageBinding {
+        target: "post_message_forwarding".into(),
+        origin: "https://lms.example".into(),
+        proof_hash: "hash-of-the-proof".into(),
+    });
+    store.begin_login(&stored).await.expect("begin");
+    assert_eq!(
+        store
+            .pending_login(&stored.state, NOW + 1)
+            .await
+            .expect("read"),
+        Some(stored.clone()),
+        "every field round-trips"
+    );
+    assert_eq!(
+        store
+            .pending_login(&stored.state, NOW + 600)
+            .await
+            .expect("read"),
+        None,
+        "an expired state is not pending"
+    );
+    assert_eq!(
+        store
+            .pending_login(&unique("never"), NOW)
+            .await
+            .expect("read"),
+        None
+    );
+    let mut wrong_proof = claim(&stored, NOW + 2);
+    wrong_proof.storage_proof_hash = Some("another-hash".into());
+    assert!(matches!(
+        store.finish_launch(&wrong_proof, &writes(&user)).await,
+        Err(ConsumeError::StorageProofMismatch)
+    ));
+    let mut right_proof = claim(&stored, NOW + 3);
+    right_proof.storage_proof_hash = Some("hash-of-the-proof".into());
+    store
+        .finish_launch(&right_proof, &writes(&user))
+        .await
+        .expect("the right proof consumes the state");
+    assert_eq!(
+        store
+            .pending_login(&stored.state, NOW + 4)
+            .await
+            .expect("read"),
+        None,
+        "a consumed state is not pending"
+    );
+    assert!(matches!(
+        store.finish_launch(&right_proof, &writes(&user)).await,
+        Err(ConsumeError::AlreadyUsed)
+    ));
+    // A state made without storage refuses any proof; the cookie path (no proof)
+    // consumes it.
+    let plain = login_state(&issuer, "a", NOW, 600);
+    store.begin_login(&plain).await.expect("begin");
+    let mut forged = claim(&plain, NOW + 1);
+    forged.storage_proof_hash = Some("hash-of-the-proof".into());
+    assert!(matches!(
+        store.finish_launch(&forged, &writes(&user)).await,
+        Err(ConsumeError::StorageProofMismatch)
+    ));
+    store
+        .finish_launch(&claim(&plain, NOW + 2), &writes(&user))
+        .await
+        .expect("the cookie path needs no proof");
 
     // Wrong nonce and wrong platform are refused and do not consume the state.
     let fresh = login_state(&issuer, "a", NOW, 600);

@@ -26,6 +26,9 @@ pub struct Handoff {
     pub mode: HandoffMode,
     /// The stable id of the user who launched.
     pub user_id: String,
+    /// The launching registration's origins (CSP `frame-ancestors` of the hand-off
+    /// page); set by the launch.
+    pub frame_origins: Vec<String>,
 }
 
 /// Claims of the app session token.
@@ -135,6 +138,7 @@ impl Prepared {
             app_token,
             mode: self.mode,
             user_id: self.user_id,
+            frame_origins: Vec::new(),
         })
     }
 }

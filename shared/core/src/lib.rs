@@ -26,6 +26,7 @@ pub mod registration;
 pub mod services;
 pub mod signer;
 pub mod state;
+pub mod storage;
 pub mod url_policy;
 pub mod user;
 

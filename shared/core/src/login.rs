@@ -7,7 +7,7 @@ use crate::config::ToolConfig;
 use crate::error::{ErrorKind, Problem, StoreError};
 use crate::platform::PlatformStore;
 use crate::random::Random;
-use crate::state::{LaunchStore, LoginState};
+use crate::state::{LaunchStore, LoginRestart, LoginState, StorageBinding};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -95,6 +95,24 @@ pub struct LoginRequest {
     pub lti_deployment_id: Option<String>,
     /// Canvas sends `deployment_id` as well.
     pub deployment_id: Option<String>,
+    /// The name of the platform's storage frame (LTI Client Side postMessages):
+    /// the login stores the state there too.
+    pub lti_storage_target: Option<String>,
+}
+
+/// What the login page stores in the platform's storage frame before it goes on.
+#[derive(Debug, Clone)]
+pub struct StorageLogin {
+    /// The `lti_storage_target` frame name.
+    pub target: String,
+    /// The platform's origin: where the messages go, and where answers must come from.
+    pub origin: String,
+    /// `state_<state>` and its value `<state>.<proof>`.
+    pub state_key: String,
+    pub state_value: String,
+    /// `nonce_<nonce>` and the nonce.
+    pub nonce_key: String,
+    pub nonce_value: String,
 }
 
 /// Where to send the browser, and the state to bind with a cookie.
@@ -109,6 +127,11 @@ pub struct LoginRedirect {
     /// When the login was made, epoch milliseconds (in the cookie's value, see
     /// [`state_cookie_value`]).
     pub issued_at_ms: i64,
+    /// Set when the login stores the state in the platform's storage frame: the login
+    /// answers a page that does so, then goes to `location`.
+    pub storage: Option<StorageLogin>,
+    /// The registration's origins (CSP `frame-ancestors` of the login page).
+    pub frame_origins: Vec<String>,
 }
 
 /// A login initiation was refused.
@@ -132,6 +155,9 @@ pub enum LoginError {
     /// `target_link_uri` is not a URL on this tool or an allowed app origin.
     #[error("the target_link_uri is not on this tool")]
     TargetLinkUriInvalid,
+    /// `lti_storage_target` is not a frame name.
+    #[error("the lti_storage_target is not a frame name")]
+    StorageTargetInvalid,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -146,6 +172,7 @@ impl Problem for LoginError {
             Self::ClientIdRequired => "LTI_CLIENT_ID_REQUIRED",
             Self::ClientUnknown => "LTI_CLIENT_ID_UNKNOWN",
             Self::TargetLinkUriInvalid => "LTI_TARGET_LINK_URI_INVALID",
+            Self::StorageTargetInvalid => "LTI_STORAGE_TARGET_INVALID",
             Self::Store(e) => e.code(),
         }
     }
@@ -154,7 +181,8 @@ impl Problem for LoginError {
             Self::ParamMissing(_)
             | Self::ParamTooLong { .. }
             | Self::ClientIdRequired
-            | Self::TargetLinkUriInvalid => ErrorKind::BadRequest,
+            | Self::TargetLinkUriInvalid
+            | Self::StorageTargetInvalid => ErrorKind::BadRequest,
             Self::PlatformNotRegistered(_) | Self::ClientUnknown => ErrorKind::NotFound,
             Self::Store(e) => e.kind(),
         }
@@ -189,8 +217,9 @@ pub struct LoginService {
 /// - `login_hint`: 2048 and `lti_message_hint`: 4096, opaque values passed back to the
 ///   platform (Canvas sends a signed JWT of several hundred bytes as the message hint);
 /// - `target_link_uri`: 2048, a URL on this tool or an allowed app origin;
-/// - `lti_deployment_id` / `deployment_id`: 255, the limit LTI 1.3 Core §5.3.3 sets.
-pub const LOGIN_PARAM_LIMITS: [(&str, usize); 7] = [
+/// - `lti_deployment_id` / `deployment_id`: 255, the limit LTI 1.3 Core §5.3.3 sets;
+/// - `lti_storage_target`: 255, a frame name.
+pub const LOGIN_PARAM_LIMITS: [(&str, usize); 8] = [
     ("iss", 2048),
     ("login_hint", 2048),
     ("target_link_uri", 2048),
@@ -198,6 +227,7 @@ pub const LOGIN_PARAM_LIMITS: [(&str, usize); 7] = [
     ("lti_message_hint", 4096),
     ("lti_deployment_id", 255),
     ("deployment_id", 255),
+    ("lti_storage_target", crate::storage::MAX_TARGET_LEN),
 ];
 
 impl LoginRequest {
@@ -211,6 +241,7 @@ impl LoginRequest {
             &self.lti_message_hint,
             &self.lti_deployment_id,
             &self.deployment_id,
+            &self.lti_storage_target,
         ];
         for ((param, max), value) in LOGIN_PARAM_LIMITS.iter().zip(values) {
             if value.as_ref().is_some_and(|v| v.len() > *max) {
@@ -273,6 +304,29 @@ impl LoginService {
             }
         };
 
+        // The platform's storage frame, when the login names one (Canvas always does).
+        let storage_target = request
+            .lti_storage_target
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let storage = match storage_target {
+            None => None,
+            Some(target) if !crate::storage::valid_target(target) => {
+                return Err(LoginError::StorageTargetInvalid)
+            }
+            Some(target) => {
+                let origin =
+                    crate::storage::storage_origin(&platform.auth_login_url).ok_or_else(|| {
+                        LoginError::Store(StoreError::Corrupt(
+                            "the registration's authLoginUrl is not a URL".into(),
+                        ))
+                    })?;
+                let proof = crate::storage::new_proof(self.random.as_ref());
+                Some((target.to_string(), origin, proof))
+            }
+        };
+
         let now = self.clock.now();
         let state = LoginState {
             state: self.random.token(STATE_BYTES),
@@ -286,6 +340,17 @@ impl LoginService {
                 .or_else(|| request.deployment_id.clone()),
             created_at: now,
             expires_at: now + self.config.state_ttl,
+            restart: Some(LoginRestart {
+                login_hint: login_hint.clone(),
+                lti_message_hint: request.lti_message_hint.clone(),
+            }),
+            storage: storage
+                .as_ref()
+                .map(|(target, origin, proof)| StorageBinding {
+                    target: target.clone(),
+                    origin: origin.clone(),
+                    proof_hash: crate::storage::proof_hash(proof),
+                }),
         };
         self.launches.begin_login(&state).await?;
 
@@ -310,11 +375,21 @@ impl LoginService {
                 query.append_pair("lti_message_hint", hint);
             }
         }
+        let storage = storage.map(|(target, origin, proof)| StorageLogin {
+            target,
+            origin,
+            state_key: crate::storage::state_key(&state.state),
+            state_value: crate::storage::state_value(&state.state, &proof),
+            nonce_key: crate::storage::nonce_key(&state.nonce),
+            nonce_value: state.nonce.clone(),
+        });
         Ok(LoginRedirect {
             location: location.into(),
             state: state.state,
             max_age: self.config.state_ttl,
             issued_at_ms: self.clock.now_millis(),
+            storage,
+            frame_origins: crate::storage::registration_origins(&platform),
         })
     }
 }
@@ -387,6 +462,7 @@ mod tests {
                 "lti_message_hint" => r.lti_message_hint = v,
                 "lti_deployment_id" => r.lti_deployment_id = v,
                 "deployment_id" => r.deployment_id = v,
+                "lti_storage_target" => r.lti_storage_target = v,
                 other => panic!("{other}"),
             }
             r.check_lengths()

@@ -260,11 +260,14 @@ impl PlatformStore for MemoryStore {
         issuer: &str,
         client_id: &str,
     ) -> Result<Option<Platform>, StoreError> {
-        Ok(self
-            .lock()
+        Ok(self.known_platform(issuer, client_id))
+    }
+
+    fn known_platform(&self, issuer: &str, client_id: &str) -> Option<Platform> {
+        self.lock()
             .platforms
             .get(&(issuer.to_string(), client_id.to_string()))
-            .cloned())
+            .cloned()
     }
 
     async fn save_platform(&self, mut platform: Platform) -> Result<Saved, StoreError> {
@@ -466,6 +469,15 @@ impl LaunchStore for MemoryStore {
             },
         );
         Ok(())
+    }
+
+    async fn pending_login(&self, state: &str, now: i64) -> Result<Option<LoginState>, StoreError> {
+        Ok(self
+            .lock()
+            .states
+            .get(state)
+            .filter(|s| s.consumed_at.is_none() && s.login.expires_at > now)
+            .map(|s| s.login.clone()))
     }
 
     async fn finish_launch(

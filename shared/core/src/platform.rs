@@ -165,6 +165,13 @@ pub trait PlatformStore: Send + Sync {
     /// The registration for (issuer, client_id).
     async fn platform(&self, issuer: &str, client_id: &str)
         -> Result<Option<Platform>, StoreError>;
+    /// The registration for (issuer, client_id) if it can be had without a store call
+    /// (a caching store's unexpired entry, an in-memory store's data), else `None`.
+    /// For answers that must cost nothing, such as who may frame an error page.
+    fn known_platform(&self, issuer: &str, client_id: &str) -> Option<Platform> {
+        let _ = (issuer, client_id);
+        None
+    }
     /// Creates or updates the registration for (issuer, client_id). An existing one keeps
     /// its `id`, `created_at` and `user_scope`; the stored value is returned, with
     /// whether this call created it.

@@ -158,6 +158,15 @@ impl<S: PlatformStore + ?Sized> PlatformStore for CachedPlatformStore<S> {
         Ok(found)
     }
 
+    fn known_platform(&self, issuer: &str, client_id: &str) -> Option<Platform> {
+        let key = (issuer.to_string(), client_id.to_string());
+        let now = self.clock.now();
+        match self.lock().platforms.get(&key) {
+            Some((platform, until)) if *until > now => Some(platform.clone()),
+            _ => self.inner.known_platform(issuer, client_id),
+        }
+    }
+
     async fn platform(
         &self,
         issuer: &str,

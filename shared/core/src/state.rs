@@ -24,6 +24,36 @@ pub struct LoginState {
     pub created_at: i64,
     /// Expiry, epoch seconds; also the DynamoDB TTL attribute.
     pub expires_at: i64,
+    /// The login request's `login_hint` and `lti_message_hint`, kept so that a launch
+    /// the browser could not bind (no cookie, no platform storage) can offer to start
+    /// the same login again in a new window.
+    #[serde(default)]
+    pub restart: Option<LoginRestart>,
+    /// Set when the login stored the state in the platform's storage frame
+    /// (LTI postMessage Storage): where, and the hash of the one-time proof.
+    #[serde(default)]
+    pub storage: Option<StorageBinding>,
+}
+
+/// What a login restart needs besides what the state keeps (issuer, client_id,
+/// target_link_uri, deployment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRestart {
+    pub login_hint: String,
+    pub lti_message_hint: Option<String>,
+}
+
+/// A login that used the platform's postMessage storage (`lti_storage_target`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageBinding {
+    /// The `lti_storage_target` frame name (`_parent` for the parent window).
+    pub target: String,
+    /// The origin the storage messages go to and must come from: the origin of the
+    /// platform's OIDC authorization endpoint.
+    pub origin: String,
+    /// SHA-256 (base64url) of the one-time proof the login gave the storage frame;
+    /// the launch's second POST must present the proof itself.
+    pub proof_hash: String,
 }
 
 /// What a launch presents to consume a state: the state and the id_token's facts.
@@ -39,6 +69,9 @@ pub struct StateClaim {
     pub client_id: String,
     /// Now, epoch seconds.
     pub now: i64,
+    /// The hash of the storage proof the launch presented instead of the state cookie
+    /// (see [`StorageBinding::proof_hash`]); `None` on the cookie path.
+    pub storage_proof_hash: Option<String>,
 }
 
 /// Why a state could not be consumed.
@@ -59,6 +92,9 @@ pub enum ConsumeError {
     /// The state was issued for another platform registration.
     #[error("state was issued for another platform")]
     PlatformMismatch,
+    /// The launch presented a storage proof that is not this state's.
+    #[error("the storage proof does not match the state")]
+    StorageProofMismatch,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -73,6 +109,10 @@ pub fn refusal(stored: &StoredState, claim: &StateClaim) -> Option<ConsumeError>
         Some(ConsumeError::AlreadyUsed)
     } else if stored.login.expires_at <= claim.now {
         Some(ConsumeError::Expired)
+    } else if claim.storage_proof_hash.as_ref().is_some_and(|presented| {
+        stored.login.storage.as_ref().map(|s| &s.proof_hash) != Some(presented)
+    }) {
+        Some(ConsumeError::StorageProofMismatch)
     } else if stored.login.nonce != claim.nonce {
         Some(ConsumeError::NonceMismatch)
     } else if stored.login.issuer != claim.issuer || stored.login.client_id != claim.client_id {
@@ -102,6 +142,11 @@ pub struct StoredState {
 pub trait LaunchStore: Send + Sync {
     /// Stores a new login state. Fails if the state already exists.
     async fn begin_login(&self, state: &LoginState) -> Result<(), StoreError>;
+
+    /// The login state `state` if it exists, is unexpired at `now` and unconsumed
+    /// (a strongly consistent read). Only launches that came without the state cookie
+    /// read it, to choose between the platform-storage page and the new-window page.
+    async fn pending_login(&self, state: &str, now: i64) -> Result<Option<LoginState>, StoreError>;
 
     /// Atomically consumes the state for `claim` and makes `writes`. Exactly one of
     /// any number of concurrent calls with the same state succeeds.

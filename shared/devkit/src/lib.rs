@@ -62,6 +62,9 @@ pub enum DevError {
 struct Inner {
     tool: ToolRouter,
     platform: Arc<DemoPlatform>,
+    /// The same demo platform on `http://localhost:<port>`: requests with that Host
+    /// get it, so its pages embed the tool (on 127.0.0.1) from another site.
+    localhost_platform: Arc<DemoPlatform>,
     app: DemoApp,
     requests: AtomicU64,
 }
@@ -83,6 +86,10 @@ pub struct DevServer {
     pub service_key_generated: bool,
     /// The demo platform (tests rotate its key).
     pub platform: Arc<DemoPlatform>,
+    /// The demo platform as seen on `http://localhost:<port>` (issuer
+    /// `http://localhost:<port>/platform`, its own registration with the tool): the
+    /// tool it shows in an iframe is on another site (127.0.0.1), as in a real LMS.
+    pub localhost_platform: Arc<DemoPlatform>,
     /// The embedded store (tests read it).
     pub store: Arc<FileStore>,
     /// The admin API's audit lines (also logged).
@@ -148,6 +155,22 @@ impl DevServer {
         register_demo_platform(
             store.as_ref(),
             &platform,
+            &config,
+            &format!("{base_url}/app"),
+            options.clock.now(),
+        )
+        .await?;
+        let localhost_key = LocalRsaSigner::load_or_create(&data_dir.join("platform-key.der"))
+            .map_err(|e| DevError::DataDir(data_dir.clone(), e.to_string()))?;
+        let localhost_platform = Arc::new(DemoPlatform::on_origin(
+            &format!("http://localhost:{}", addr.port()),
+            &base_url,
+            localhost_key,
+            options.clock.clone(),
+        ));
+        register_demo_platform(
+            store.as_ref(),
+            &localhost_platform,
             &config,
             &format!("{base_url}/app"),
             options.clock.now(),
@@ -235,6 +258,7 @@ impl DevServer {
         let inner = Arc::new(Inner {
             tool,
             platform: platform.clone(),
+            localhost_platform: localhost_platform.clone(),
             // The demo app's backend answers deep-linking requests with the dev
             // server's service key.
             app: DemoApp::new(&config.issuer(), &config.app_audience, fetcher)
@@ -262,6 +286,7 @@ impl DevServer {
             service_key,
             service_key_generated,
             platform,
+            localhost_platform,
             store,
             audit,
             shutdown: Some(tx),
@@ -311,6 +336,8 @@ impl DevServer {
              \x20   JWKS URL:      {b}{jwks}\n\
              \x20   Config:        {b}{config}\n\
              \n  Demo platform: {b}/platform  (issuer {b}/platform, client_id {client}, deployment {dep})\n\
+             \x20 In an iframe:  http://localhost:{port}/platform > Launch in an iframe (the platform on localhost,\n\
+             \x20                the tool on 127.0.0.1: another site, as in an LMS; works with third-party cookies blocked)\n\
              \x20 Other tools:   POST {b}/platform/tools  with JSON {{\"url\": \"<tool base URL>\"}} gives another tool its own\n\
              \x20                client_id (redirect URI <tool>/lti/launch); launch with {b}/platform/launch?user=learner&tool=<id>\n\
              \x20 Demo app:      {b}/app\n\
@@ -330,6 +357,7 @@ impl DevServer {
             jwks = paths::JWKS,
             config = paths::CONFIG,
             client = platform::CLIENT_ID,
+            port = self.addr.port(),
             dep = platform::DEPLOYMENT_ID,
         )
     }
@@ -419,7 +447,16 @@ async fn dispatch(
     request.extensions_mut().insert(RequestId(request_id));
     let path = request.uri().path();
     let response = if path == "/platform" || path.starts_with("/platform/") {
-        inner.platform.handle(request).await
+        let on_localhost = request
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| h.split(':').next() == Some("localhost"));
+        if on_localhost {
+            inner.localhost_platform.handle(request).await
+        } else {
+            inner.platform.handle(request).await
+        }
     } else if path == "/app" || path.starts_with("/app/") || path == "/" {
         inner.app.handle(request).await
     } else {

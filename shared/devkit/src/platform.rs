@@ -56,6 +56,19 @@ pub const BUILTIN_TOOL_ID: &str = "lti-lambda";
 pub const EXTRA_CLIENT_ID_PREFIX: &str = "lti-dev-tool-";
 /// At most this many registered tools are kept (the oldest goes first).
 pub const MAX_EXTRA_TOOLS: usize = 50;
+/// The name of the demo platform's storage frame (LTI postMessage Storage), sent as
+/// `lti_storage_target` on iframe launches; Canvas uses the same name.
+pub const STORAGE_FRAME: &str = "post_message_forwarding";
+/// The name of the iframe the tool is shown in.
+pub const TOOL_FRAME: &str = "lti-tool";
+
+/// The demo platform's side of LTI Client Side postMessages and postMessage Storage:
+/// on the course page (`#platform-messages[data-mode=course]`) it answers
+/// `lti.capabilities`; in the storage frame (`data-mode=storage`) it answers
+/// `lti.put_data` and `lti.get_data`. Only messages from the tools' origins
+/// (`data-tool-origins`) are answered, always to the sender's origin, and each origin
+/// reads only what it stored.
+pub const PLATFORM_SCRIPT: &str = include_str!("platform/storage.js");
 
 /// A tool the demo platform launches into: lti-lambda itself, or one registered with
 /// `POST /platform/tools`.
@@ -223,6 +236,9 @@ struct Keys {
 pub struct DemoPlatform {
     /// Its issuer: `<base>/platform`.
     pub issuer: String,
+    /// Its origin (`scheme://host:port`): the course page, the storage frame and the
+    /// authorization endpoint are all there.
+    pub origin: String,
     /// The tool's login initiation URL.
     pub tool_login_url: String,
     /// The tool's redirect URI (the only one registered).
@@ -288,11 +304,28 @@ struct AuthRequest {
 impl DemoPlatform {
     /// A platform at `<base_url>/platform` launching into the tool at `base_url`.
     pub fn new(base_url: &str, key: LocalRsaSigner, clock: Arc<dyn Clock>) -> Self {
+        Self::on_origin(base_url, base_url, key, clock)
+    }
+
+    /// A platform at `<platform_url>/platform` launching into the tool at `tool_url`:
+    /// with two origins (`http://localhost:<port>` and `http://127.0.0.1:<port>`), the
+    /// tool shown in the platform's iframe is on another site, as in a real LMS.
+    pub fn on_origin(
+        platform_url: &str,
+        tool_url: &str,
+        key: LocalRsaSigner,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let platform_url = platform_url.trim_end_matches('/');
+        let tool_url = tool_url.trim_end_matches('/');
         Self {
-            issuer: format!("{base_url}/platform"),
-            tool_login_url: format!("{base_url}/lti/login"),
-            tool_launch_url: format!("{base_url}/lti/launch"),
-            tool_jwks_url: format!("{base_url}/.well-known/jwks.json"),
+            issuer: format!("{platform_url}/platform"),
+            origin: url::Url::parse(platform_url)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_else(|_| platform_url.to_string()),
+            tool_login_url: format!("{tool_url}/lti/login"),
+            tool_launch_url: format!("{tool_url}/lti/launch"),
+            tool_jwks_url: format!("{tool_url}/.well-known/jwks.json"),
             keys: RwLock::new(Keys {
                 active: Arc::new(key),
                 previous: Vec::new(),
@@ -454,10 +487,14 @@ impl DemoPlatform {
             "/platform" => self.home_page(None),
             "/platform/jwks" => self.jwks(),
             "/platform/tools" => self.tools_endpoint(&request),
+            "/platform/iframe" => self.iframe_page(&query),
+            "/platform/storage" => self.storage_frame(),
             "/platform/launch" => {
                 let Some(u) = query.get("user").and_then(|u| user(u)) else {
                     return bad_request("Pick one of the demo users.");
                 };
+                // An iframe launch with the storage frame names it in the login.
+                let storage = query.get("storage").map(String::as_str) == Some("1");
                 if let Some(item) = query.get("item").filter(|i| !i.is_empty()) {
                     // A resource link a tool added: launched into that tool.
                     let Some(item) = item.parse().ok().and_then(|id| self.course_item(id)) else {
@@ -467,7 +504,7 @@ impl DemoPlatform {
                         return bad_request("Only resource links are launched.");
                     }
                     return match self.tool(&item.tool_id) {
-                        Some(tool) => self.start_login(&tool, u, Message::Item(item.id)),
+                        Some(tool) => self.start_login(&tool, u, Message::Item(item.id), storage),
                         None => bad_request("The tool that added this item is gone."),
                     };
                 }
@@ -481,7 +518,7 @@ impl DemoPlatform {
                     Message::Resource
                 };
                 match tool {
-                    Some(tool) => self.start_login(&tool, u, message),
+                    Some(tool) => self.start_login(&tool, u, message, storage),
                     None => bad_request("There is no such tool on this platform."),
                 }
             }
@@ -650,6 +687,19 @@ impl DemoPlatform {
                             }
                         }
                     }
+                    h2 #iframe-launch { "Launch in an iframe" }
+                    p { "As an LMS does: the tool shows inside this page. With " b { "platform storage" } ", the login names this platform's storage frame (" code { "lti_storage_target=" (STORAGE_FRAME) } ") and the launch works even when the browser blocks third-party cookies. Open this page at " code { "http://localhost:<port>/platform" } " so the tool (on 127.0.0.1) is on another site." }
+                    form method="get" action="/platform/iframe" {
+                        select name="user" {
+                            @for u in USERS.iter() {
+                                option value=(u.key) { (u.label) }
+                            }
+                        }
+                        " "
+                        label { input type="checkbox" name="storage" value="1" checked; " platform storage" }
+                        " "
+                        button #iframe-launch-button type="submit" { "Launch in an iframe" }
+                    }
                     h2 { "Direct launch" }
                     p { "Like TimeBack's Level 1 launch: the platform signs an id_token and posts it straight to the tool, with no login step. The tool accepts it only because this platform's second registration (" code { (DIRECT_CLIENT_ID) } ") has the direct profile and audience " code { (DIRECT_AUDIENCE) } "." }
                     form method="get" action="/platform/direct" {
@@ -666,6 +716,83 @@ impl DemoPlatform {
         )
     }
 
+    /// The origins of the tools this platform launches into: the only ones its
+    /// storage frame answers, and the only ones its iframe may show.
+    fn tool_origins(&self) -> Vec<String> {
+        let mut origins: Vec<String> = Vec::new();
+        for tool in self.tools() {
+            for u in [&tool.login_url, &tool.redirect_uri] {
+                if let Ok(url) = url::Url::parse(u) {
+                    let origin = url.origin().ascii_serialization();
+                    if !origins.contains(&origin) {
+                        origins.push(origin);
+                    }
+                }
+            }
+        }
+        origins
+    }
+
+    /// A page of the demo platform that runs [`PLATFORM_SCRIPT`] (allowed by its hash)
+    /// and may frame the tools.
+    fn scripted_page(&self, title: &str, body: maud::Markup) -> HttpResponse {
+        let mut response = respond::html(http::StatusCode::OK, page(title, body));
+        let digest =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, PLATFORM_SCRIPT.as_bytes());
+        let csp = format!(
+            "default-src 'none'; script-src 'sha256-{}'; style-src 'unsafe-inline'; frame-src 'self' {}; base-uri 'none'",
+            base64::engine::general_purpose::STANDARD.encode(digest.as_ref()),
+            self.tool_origins().join(" ")
+        );
+        if let Ok(value) = http::HeaderValue::from_str(&csp) {
+            response
+                .headers_mut()
+                .insert(http::header::CONTENT_SECURITY_POLICY, value);
+        }
+        response
+    }
+
+    /// `GET /platform/iframe?user=<key>&storage=1`: the course page with the tool in
+    /// an iframe (and, with `storage=1`, the storage frame next to it).
+    fn iframe_page(&self, query: &HashMap<String, String>) -> HttpResponse {
+        let Some(u) = query.get("user").and_then(|u| user(u)) else {
+            return bad_request("Pick one of the demo users.");
+        };
+        let storage = query.get("storage").map(String::as_str) == Some("1");
+        let mut src = format!("/platform/launch?user={}", u.key);
+        if storage {
+            src.push_str("&storage=1");
+        }
+        self.scripted_page(
+            "Demo platform: iframe launch",
+            html! {
+                h1 { "Demo Course 101" }
+                p.muted { "Launched as " (u.label) " inside this page"
+                    @if storage { ", with the platform's storage frame " code { (STORAGE_FRAME) } } @else { ", without platform storage" }
+                    ". " a href="/platform" { "Back to the course" } }
+                div #platform-messages data-mode="course" data-storage=(if storage { "1" } else { "0" }) data-frame=(STORAGE_FRAME) data-tool-origins=(self.tool_origins().join(" ")) {}
+                // The storage frame is ready before the tool starts: the script gives
+                // the tool's frame its address once the storage frame has loaded.
+                @if storage {
+                    iframe #storage-frame name=(STORAGE_FRAME) title="Platform storage" src="/platform/storage" style="display:none" {}
+                }
+                iframe #tool-frame name=(TOOL_FRAME) title="The tool" data-src=(src) style="width:100%;height:36rem;border:1px solid #ccd;border-radius:4px" {}
+                script { (maud::PreEscaped(PLATFORM_SCRIPT)) }
+            },
+        )
+    }
+
+    /// `GET /platform/storage`: the storage frame.
+    fn storage_frame(&self) -> HttpResponse {
+        self.scripted_page(
+            "Demo platform storage",
+            html! {
+                div #platform-messages data-mode="storage" data-frame=(STORAGE_FRAME) data-tool-origins=(self.tool_origins().join(" ")) {}
+                script { (maud::PreEscaped(PLATFORM_SCRIPT)) }
+            },
+        )
+    }
+
     fn jwks(&self) -> HttpResponse {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         let mut all = vec![keys.active.public_jwk().clone()];
@@ -679,7 +806,13 @@ impl DemoPlatform {
     }
 
     /// Step 1 of the launch: send the browser to the tool's login initiation.
-    fn start_login(&self, tool: &DemoTool, user: &DemoUser, message: Message) -> HttpResponse {
+    fn start_login(
+        &self,
+        tool: &DemoTool,
+        user: &DemoUser,
+        message: Message,
+        storage: bool,
+    ) -> HttpResponse {
         let target = self.target_link_uri(tool, message);
         let mut url = match url::Url::parse(&tool.login_url) {
             Ok(u) => u,
@@ -692,6 +825,10 @@ impl DemoPlatform {
             .append_pair("lti_message_hint", &message.hint())
             .append_pair("client_id", &tool.client_id)
             .append_pair("lti_deployment_id", &tool.deployment_id);
+        if storage {
+            url.query_pairs_mut()
+                .append_pair("lti_storage_target", STORAGE_FRAME);
+        }
         respond::redirect(url.as_str())
     }
 

@@ -179,6 +179,9 @@ impl PlatformStore for FileStore {
     ) -> Result<Option<Platform>, StoreError> {
         self.memory.platform(issuer, client_id).await
     }
+    fn known_platform(&self, issuer: &str, client_id: &str) -> Option<Platform> {
+        self.memory.known_platform(issuer, client_id)
+    }
     async fn save_platform(&self, platform: Platform) -> Result<Saved, StoreError> {
         let saved = self.memory.save_platform(platform).await?;
         self.persist()?;
@@ -259,6 +262,9 @@ impl PlatformAdmin for FileStore {
 impl LaunchStore for FileStore {
     async fn begin_login(&self, state: &LoginState) -> Result<(), StoreError> {
         self.memory.begin_login(state).await
+    }
+    async fn pending_login(&self, state: &str, now: i64) -> Result<Option<LoginState>, StoreError> {
+        self.memory.pending_login(state, now).await
     }
     async fn finish_launch(
         &self,

@@ -1,11 +1,13 @@
-//! HTML pages: the auto-submitting form (launch hand-off, demo platform) and the error
-//! page. maud escapes every interpolated value.
+//! HTML pages: the auto-submitting form (launch hand-off, demo platform), the error
+//! page, and the pages of launches without the state cookie (platform storage, new
+//! window). maud escapes every interpolated value; the only scripts are the constants
+//! below, allowed by their SHA-256 in the CSP (no inline handlers, no `eval`).
 
 use base64::Engine;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use std::sync::OnceLock;
 
-/// The only script the tool ever serves: submit the first form on load.
+/// The auto-submit script: submit the first form on load.
 const AUTO_SUBMIT: &str = "document.forms[0].submit();";
 
 /// The script of the page that ends a Dynamic Registration (LTI Dynamic Registration
@@ -13,6 +15,17 @@ const AUTO_SUBMIT: &str = "document.forms[0].submit();";
 /// an iframe — that the tool is done, at load and when the Close button is pressed.
 /// The message carries nothing secret, so any origin may receive it.
 pub const REGISTRATION_CLOSE: &str = "(function(){var w=window.opener||(window.parent!==window?window.parent:null);function done(){if(w){w.postMessage({subject:\"org.imsglobal.lti.close\"},\"*\");}}done();var b=document.getElementById(\"close\");if(b){b.addEventListener(\"click\",done);}})();";
+
+/// The platform-storage script (LTI Client Side postMessages / postMessage Storage),
+/// for the login page (`#lti-storage-login`: `lti.capabilities`, then `lti.put_data` of
+/// state and nonce, then on to the authorization endpoint) and the launch page
+/// (`#lti-storage-launch`: `lti.get_data` of the state, then the launch posted again
+/// with the proof, or with `lti_storage_failed`). Its parameters are `data-`
+/// attributes. An answer counts only if it comes from the window the request went to
+/// (`event.source`), from the platform's origin (`event.origin`; any origin only for
+/// `lti.capabilities`, which carries no data), with the request's `message_id` and
+/// subject; requests with data go only to the platform's origin, never `*`.
+pub const STORAGE_SCRIPT: &str = include_str!("storage.js");
 
 /// CSP source (`'sha256-…'`) of an inline script.
 pub fn script_hash(script: &str) -> String {
@@ -23,26 +36,47 @@ pub fn script_hash(script: &str) -> String {
     )
 }
 
-/// CSP sources of [`AUTO_SUBMIT`] and [`REGISTRATION_CLOSE`]: their SHA-256, so no
-/// other inline script may run.
+/// CSP sources of the tool's inline scripts ([`AUTO_SUBMIT`], [`REGISTRATION_CLOSE`],
+/// [`STORAGE_SCRIPT`]): their SHA-256, so no other inline script may run.
 fn script_hashes() -> &'static str {
     static HASHES: OnceLock<String> = OnceLock::new();
     HASHES.get_or_init(|| {
         format!(
-            "{} {}",
+            "{} {} {}",
             script_hash(AUTO_SUBMIT),
-            script_hash(REGISTRATION_CLOSE)
+            script_hash(REGISTRATION_CLOSE),
+            script_hash(STORAGE_SCRIPT)
         )
     })
 }
 
-/// Content-Security-Policy of the tool's pages: no scripts but the auto-submit one
-/// and the registration's closing one (by hash), no inline event handlers.
+/// Content-Security-Policy of the tool's pages: no scripts but the tool's own (by
+/// hash), no inline event handlers.
 pub fn content_security_policy() -> String {
     format!(
         "default-src 'none'; script-src {}; style-src 'unsafe-inline'; img-src data:; base-uri 'none'",
         script_hashes()
     )
+}
+
+/// The CSP `frame-ancestors` directive for `sources` (origins or `https://*.host`
+/// wildcards); `'self'` alone when there are none.
+pub fn frame_ancestors(sources: &[String]) -> String {
+    let mut directive = String::from("frame-ancestors 'self'");
+    for source in sources {
+        // Sources come from registrations and configuration, checked as origins; a
+        // space, quote or semicolon would change the policy, so such a value is dropped.
+        if !source.is_empty()
+            && !source
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b == b';' || b == b',' || b == b'\'')
+            && !directive.split(' ').any(|s| s == source)
+        {
+            directive.push(' ');
+            directive.push_str(source);
+        }
+    }
+    directive
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#1d2433}\
@@ -80,6 +114,79 @@ pub fn auto_submit(action: &str, fields: &[(&str, &str)], title: &str) -> String
             }
             p.muted { (title) "…" }
             script { (PreEscaped(AUTO_SUBMIT)) }
+        },
+    )
+}
+
+/// The login page that stores state and nonce in the platform's storage frame, then
+/// goes to `next` (the platform's authorization endpoint). Without JavaScript, a link
+/// goes on (the state cookie may still work).
+pub fn storage_login(next: &str, storage: &lti_core::login::StorageLogin) -> String {
+    layout(
+        "Signing you in",
+        html! {
+            div #lti-storage-login
+                data-next=(next)
+                data-target=(storage.target)
+                data-origin=(storage.origin)
+                data-state-key=(storage.state_key)
+                data-state-value=(storage.state_value)
+                data-nonce-key=(storage.nonce_key)
+                data-nonce-value=(storage.nonce_value) {}
+            p.muted { "Signing you in…" }
+            noscript { p { a href=(next) { "Continue" } } }
+            script { (PreEscaped(STORAGE_SCRIPT)) }
+        },
+    )
+}
+
+/// The launch page for a launch without the state cookie whose login used the
+/// platform's storage: reads the state back and posts the launch to `action` again
+/// with the proof (or with `lti_storage_failed=1`).
+pub fn storage_launch(
+    action: &str,
+    id_token: &str,
+    state: &str,
+    target: &str,
+    origin: &str,
+    key: &str,
+) -> String {
+    layout(
+        "Signing you in",
+        html! {
+            div #lti-storage-launch
+                data-target=(target)
+                data-origin=(origin)
+                data-key=(key)
+                data-state=(state) {}
+            form #lti-storage-form method="post" action=(action) {
+                input type="hidden" name="id_token" value=(id_token);
+                input type="hidden" name="state" value=(state);
+                input type="hidden" name="lti_storage_proof" value="";
+                input type="hidden" name="lti_storage_failed" value="1";
+                noscript { p { "JavaScript is off, so this browser cannot confirm the launch; press the button to see your options." } button type="submit" { "Continue" } }
+            }
+            p.muted { "Signing you in…" }
+            script { (PreEscaped(STORAGE_SCRIPT)) }
+        },
+    )
+}
+
+/// The page for a launch that neither the state cookie nor the platform's storage can
+/// bind to this browser: why, and a link that starts the same login in a new window.
+pub fn new_window(restart_url: Option<&str>, status: u16, code: &str, request_id: &str) -> String {
+    layout(
+        "Open in a new window",
+        html! {
+            h1 { "This tool needs to open in a new window" }
+            p { "Your browser did not send this tool its sign-in cookie inside the course page (it blocks third-party cookies), and the platform offers no other way to confirm that this launch is yours." }
+            @if let Some(url) = restart_url {
+                p { a #open-new-window href=(url) target="_blank" rel="noopener" { button type="button" { "Open in a new window" } } }
+                p.muted { "The tool opens in a new tab or window, where your browser allows its cookie." }
+            } @else {
+                p { "Please launch the tool again from the course." }
+            }
+            p.muted { "Error " code { (code) } " (HTTP " (status) "), request " code { (request_id) } "." }
         },
     )
 }
@@ -168,10 +275,83 @@ mod tests {
     }
 
     #[test]
-    fn the_csp_allows_exactly_the_auto_submit_script() {
+    fn the_csp_allows_exactly_the_tools_scripts() {
         let csp = content_security_policy();
-        assert!(csp.contains("script-src 'sha256-"));
-        assert!(!csp.contains("unsafe-inline';") || csp.contains("style-src 'unsafe-inline'"));
+        let scripts = csp
+            .split("; ")
+            .find_map(|d| d.strip_prefix("script-src "))
+            .expect("script-src");
+        let sources: Vec<&str> = scripts.split(' ').collect();
+        assert_eq!(
+            sources,
+            vec![
+                script_hash(AUTO_SUBMIT).as_str(),
+                script_hash(REGISTRATION_CLOSE).as_str(),
+                script_hash(STORAGE_SCRIPT).as_str()
+            ]
+        );
+        assert!(!scripts.contains("unsafe"), "{csp}");
+    }
+
+    #[test]
+    fn frame_ancestors_lists_only_clean_sources() {
+        assert_eq!(frame_ancestors(&[]), "frame-ancestors 'self'");
+        let sources = [
+            "https://lms.example".to_string(),
+            "https://*.instructure.com".to_string(),
+            "https://lms.example".to_string(),
+            "https://x.example; script-src *".to_string(),
+            "'unsafe-inline'".to_string(),
+        ];
+        assert_eq!(
+            frame_ancestors(&sources),
+            "frame-ancestors 'self' https://lms.example https://*.instructure.com"
+        );
+    }
+
+    #[test]
+    fn storage_pages_carry_their_parameters_escaped_and_no_inline_handlers() {
+        let storage = lti_core::login::StorageLogin {
+            target: "post_message_forwarding".into(),
+            origin: "https://lms.example".into(),
+            state_key: "state_S".into(),
+            state_value: "S.P".into(),
+            nonce_key: "nonce_N".into(),
+            nonce_value: "N".into(),
+        };
+        let page = storage_login("https://lms.example/auth?a=1&b=\"", &storage);
+        assert!(page.contains("data-next=\"https://lms.example/auth?a=1&amp;b=&quot;\""));
+        assert!(page.contains("data-state-value=\"S.P\""));
+        assert!(page.contains("data-origin=\"https://lms.example\""));
+        let page = storage_launch(
+            "https://tool/lti/launch",
+            "T\"><x",
+            "S",
+            "f",
+            "https://lms.example",
+            "state_S",
+        );
+        assert!(page.contains("value=\"T&quot;&gt;&lt;x\""));
+        assert!(page.contains("name=\"lti_storage_proof\""));
+        let page = new_window(
+            Some("https://tool/lti/login?iss=a&login_hint=b"),
+            401,
+            "LTI_STATE_COOKIE_MISSING",
+            "r-1",
+        );
+        assert!(page.contains("target=\"_blank\""));
+        assert!(page.contains("login_hint=b"));
+        for page in [
+            storage_login("https://x", &storage),
+            storage_launch("a", "b", "c", "d", "e", "f"),
+            new_window(None, 401, "X", "r"),
+        ] {
+            assert!(
+                !page.contains(" onclick")
+                    && !page.contains(" onload")
+                    && !page.contains("javascript:")
+            );
+        }
     }
 
     #[test]

@@ -163,3 +163,21 @@ pub fn redirect(location: &str) -> HttpResponse {
         ),
     }
 }
+
+/// Adds `frame-ancestors` to the response's CSP: the page may be framed by `sources`
+/// (and the tool itself), nothing else. See [`pages::frame_ancestors`].
+pub fn allow_framing_by(response: &mut HttpResponse, sources: &[String]) {
+    let policy = match response
+        .headers()
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(csp) => format!("{csp}; {}", pages::frame_ancestors(sources)),
+        None => pages::frame_ancestors(sources),
+    };
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+}

@@ -516,3 +516,158 @@ async fn dynamic_registration_through_the_services_binary_then_a_launch_through_
     assert_eq!(again.status, 502, "{}", again.body);
     assert!(again.body.contains("LTI_DYNREG_REFUSED"));
 }
+
+/// The `data-*` attribute `name` of the element with id `id` in `html`, unescaped.
+fn data_attribute(html: &str, id: &str, name: &str) -> String {
+    let start = html.find(&format!("id=\"{id}\"")).expect("element");
+    let end = start + html[start..].find('>').expect("tag end");
+    let tag = &html[start..end];
+    let marker = format!(" data-{name}=\"");
+    let from = tag.find(&marker).expect("attribute") + marker.len();
+    let value = &tag[from..from + tag[from..].find('"').expect("quote")];
+    value
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn error_code_of(body: &str) -> String {
+    let marker = "Error <code>";
+    body.find(marker)
+        .map(|i| {
+            body[i + marker.len()..]
+                .split('<')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+#[ignore = "needs moto and cargo lambda watch: tests/run.sh starts them"]
+async fn an_iframe_launch_without_the_cookie_is_bound_by_the_platform_storage_on_the_lambda_binaries(
+) {
+    let Stack { base, table, .. } = stack();
+    // A browser that drops every cookie of the tool (third-party cookies blocked);
+    // the test plays the login and launch pages' script and the storage frame.
+    let mut browser = Browser::new();
+    let to_login = browser
+        .send(&Next::Get(format!(
+            "{base}/platform/launch?user=learner&storage=1"
+        )))
+        .await
+        .expect("platform");
+    let login = browser
+        .send(&Next::Get(to_login.location.clone().expect("login")))
+        .await
+        .expect("login function");
+    assert_eq!(login.status, 200, "the storage login page: {}", login.body);
+    assert!(
+        login
+            .set_cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-lti-state-") && c.contains("Partitioned")),
+        "the cookie is still set"
+    );
+    browser.clear_cookies();
+    let next = data_attribute(&login.body, "lti-storage-login", "next");
+    let value = data_attribute(&login.body, "lti-storage-login", "state-value");
+    let (state, proof) = value.split_once('.').expect("<state>.<proof>");
+    assert!(next.contains(&format!("state={state}")));
+
+    // The state item in DynamoDB keeps the storage binding (the proof's hash only) and
+    // the restart hints.
+    let clients = Clients::from_env(None).await;
+    let store = DynamoStore::new(clients.dynamodb.clone(), table.clone());
+    let stored = store
+        .stored_state(state, SystemClock.now())
+        .await
+        .expect("read")
+        .expect("stored");
+    let binding = stored.login.storage.clone().expect("storage binding");
+    assert_eq!(binding.target, lti_dev::platform::STORAGE_FRAME);
+    assert_eq!(binding.origin, base.as_str());
+    assert_eq!(binding.proof_hash, lti_core::storage::proof_hash(proof));
+    assert!(
+        !format!("{stored:?}").contains(proof),
+        "the proof itself is not stored"
+    );
+    assert_eq!(
+        stored.login.restart.as_ref().map(|r| r.login_hint.as_str()),
+        Some("learner")
+    );
+
+    let auth = browser.send(&Next::Get(next)).await.expect("auth");
+    let launch = Browser::next_after(&auth).expect("launch form");
+    let Next::Post(action, fields) = launch.clone() else {
+        panic!("a POST")
+    };
+    // No cookie: the launch function answers the page that reads the storage.
+    let page = browser.send(&launch).await.expect("launch function");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        data_attribute(&page.body, "lti-storage-launch", "key"),
+        format!("state_{state}")
+    );
+    // Another context with a guessed proof: refused, nothing consumed.
+    let mut forged = fields.clone();
+    forged.push(("lti_storage_proof".into(), "A".repeat(43)));
+    let refused = Browser::new()
+        .send(&Next::Post(action.clone(), forged))
+        .await
+        .expect("post");
+    assert_eq!(
+        (refused.status, error_code_of(&refused.body).as_str()),
+        (401, "LTI_STORAGE_PROOF_INVALID"),
+        "{}",
+        refused.body
+    );
+    // The storage did not answer: a new window is offered (restart of the same login).
+    let mut failed = fields.clone();
+    failed.push(("lti_storage_failed".into(), "1".into()));
+    let offered = Browser::new()
+        .send(&Next::Post(action.clone(), failed))
+        .await
+        .expect("post");
+    assert_eq!(offered.status, 401);
+    assert!(
+        offered.body.contains("Open in a new window"),
+        "{}",
+        offered.body
+    );
+    assert!(
+        offered.body.contains("login_hint=learner"),
+        "{}",
+        offered.body
+    );
+
+    // The page's second POST, with the proof read back: lands, and consumes the state.
+    let mut proven = fields.clone();
+    proven.push(("lti_storage_proof".into(), proof.to_string()));
+    let landed = browser
+        .run(Next::Post(action.clone(), proven.clone()))
+        .await
+        .expect("flow");
+    assert_eq!(landed.url, format!("{base}/app"), "{}", landed.body);
+    assert!(
+        landed.body.contains("Welcome, Lea Learner"),
+        "{}",
+        landed.body
+    );
+    let consumed = store
+        .stored_state(state, SystemClock.now())
+        .await
+        .expect("read")
+        .expect("kept until expiry");
+    assert!(consumed.consumed_at.is_some());
+    let again = Browser::new()
+        .send(&Next::Post(action, proven))
+        .await
+        .expect("replay");
+    assert_eq!(
+        (again.status, error_code_of(&again.body).as_str()),
+        (409, "LTI_NONCE_REPLAYED")
+    );
+}

@@ -31,6 +31,11 @@ pub enum LaunchError {
     /// The state cookie does not match the posted state: not the browser that logged in.
     #[error("the launch state is not bound to this browser")]
     StateNotBound,
+    /// A launch without the state cookie presented a platform-storage proof that is
+    /// not the one the login gave this browser's storage frame (LTI postMessage
+    /// Storage): posted from another browser context, or forged.
+    #[error("the launch was posted from a browser that did not start this login")]
+    StorageProofInvalid,
     /// The state was never issued by this tool.
     #[error("the launch state is unknown")]
     StateUnknown,
@@ -242,6 +247,7 @@ impl Problem for LaunchError {
             StateMissing => "LTI_STATE_MISSING",
             StateCookieMissing => "LTI_STATE_COOKIE_MISSING",
             StateNotBound => "LTI_STATE_NOT_BOUND",
+            StorageProofInvalid => "LTI_STORAGE_PROOF_INVALID",
             StateUnknown => "LTI_STATE_UNKNOWN",
             StateExpired => "LTI_STATE_EXPIRED",
             StatePlatformMismatch => "LTI_STATE_PLATFORM_MISMATCH",

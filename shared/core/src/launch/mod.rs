@@ -48,6 +48,39 @@ pub struct LaunchForm {
     /// OIDC error response fields, posted instead of an id_token.
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// The one-time proof read back from the platform's storage frame, posted by the
+    /// tool's own storage page when the browser withheld the state cookie.
+    pub lti_storage_proof: Option<String>,
+    /// Posted by the tool's storage page when the platform's storage did not give the
+    /// state back: the launch then offers a new window.
+    pub lti_storage_failed: Option<String>,
+}
+
+/// How to go on with a launch that came without the state cookie (and without a
+/// storage proof): see [`Launcher::cookieless`].
+#[derive(Debug, Clone)]
+pub enum Cookieless {
+    /// The login stored the state in the platform's storage frame: answer the page
+    /// that reads it back and posts the launch again with the proof.
+    Storage {
+        /// The `lti_storage_target` frame name.
+        target: String,
+        /// The platform's origin (messages go to and must come from it).
+        origin: String,
+        /// The key to read: `state_<state>`.
+        key: String,
+        /// The registration's origins (CSP `frame-ancestors`).
+        frame_origins: Vec<String>,
+    },
+    /// Neither the cookie nor the platform's storage binds this launch: explain, and
+    /// offer the same login at the top level (a new window), where the cookie works.
+    NewWindow {
+        /// The tool's login URL with the login's `iss`, `login_hint`,
+        /// `target_link_uri`, `lti_message_hint`, `client_id` and deployment.
+        restart_url: Option<String>,
+        /// The registration's origins (CSP `frame-ancestors`).
+        frame_origins: Vec<String>,
+    },
 }
 
 /// A verified id_token: the platform, the token's one-time values and the context.
@@ -221,14 +254,22 @@ impl Launcher {
             // Not one this tool issued (they are 43 characters): never a store key.
             return Err(LaunchError::StateUnknown);
         }
-        // 3. The state must be bound to this browser by the cookie set at login.
-        match state_cookie {
-            None => return Err(LaunchError::StateCookieMissing),
+        // 3. The state must be bound to this browser: by the cookie set at login or,
+        //    when the browser withheld it, by the proof the login left in the
+        //    platform's storage frame (its hash is checked when the state is consumed).
+        let storage_proof_hash = match state_cookie {
             Some(cookie) if !crate::error::Secret::new(cookie).matches(state) => {
                 return Err(LaunchError::StateNotBound)
             }
-            Some(_) => {}
-        }
+            Some(_) => None,
+            None => match form.lti_storage_proof.as_deref().filter(|p| !p.is_empty()) {
+                Some(proof) if proof.len() > crate::storage::MAX_PROOF_LEN => {
+                    return Err(LaunchError::StorageProofInvalid)
+                }
+                Some(proof) => Some(crate::storage::proof_hash(proof)),
+                None => return Err(LaunchError::StateCookieMissing),
+            },
+        };
         // 4–6. Registration, signature and claims.
         let now = self.clock.now();
         let mut launch = self.validate(token, now).await?;
@@ -250,6 +291,7 @@ impl Launcher {
             issuer: launch.platform.issuer.clone(),
             client_id: launch.platform.client_id.clone(),
             now,
+            storage_proof_hash,
         };
         let (consumed, signed) = tokio::join!(
             self.launches.finish_launch(&claim, &writes),
@@ -261,9 +303,84 @@ impl Launcher {
             ConsumeError::AlreadyUsed => LaunchError::Replayed,
             ConsumeError::NonceMismatch => LaunchError::NonceInvalid,
             ConsumeError::PlatformMismatch => LaunchError::StatePlatformMismatch,
+            ConsumeError::StorageProofMismatch => LaunchError::StorageProofInvalid,
             ConsumeError::Store(e) => LaunchError::Store(e),
         })?;
-        Ok(signed?)
+        let mut handoff = signed?;
+        handoff.frame_origins = crate::storage::registration_origins(&launch.platform);
+        Ok(handoff)
+    }
+
+    /// What to answer a launch that came without the state cookie and without a
+    /// storage proof (the handler calls this instead of [`Launcher::launch`]): one
+    /// strongly consistent read of the state. A state that is unknown, expired or
+    /// used is refused as before ([`LaunchError::StateCookieMissing`]); nothing is
+    /// consumed and the id_token is not read — the launch that follows checks it all.
+    pub async fn cookieless(&self, form: &LaunchForm) -> Result<Cookieless, LaunchError> {
+        form.id_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or(LaunchError::IdTokenMissing)?;
+        let state = form
+            .state
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or(LaunchError::StateMissing)?;
+        if state.len() > limits::MAX_STATE_LEN {
+            return Err(LaunchError::StateUnknown);
+        }
+        if self.launches.recently_consumed(state) {
+            // This instance consumed it: no store call for a replay.
+            return Err(LaunchError::StateCookieMissing);
+        }
+        let now = self.clock.now();
+        let login = self
+            .launches
+            .pending_login(state, now)
+            .await?
+            .ok_or(LaunchError::StateCookieMissing)?;
+        let frame_origins = match self
+            .platforms
+            .platform(&login.issuer, &login.client_id)
+            .await?
+        {
+            Some(platform) => crate::storage::registration_origins(&platform),
+            None => Vec::new(),
+        };
+        let failed = form
+            .lti_storage_failed
+            .as_deref()
+            .is_some_and(|f| !f.is_empty());
+        match login.storage {
+            Some(storage) if !failed => Ok(Cookieless::Storage {
+                target: storage.target,
+                origin: storage.origin,
+                key: crate::storage::state_key(state),
+                frame_origins,
+            }),
+            _ => Ok(Cookieless::NewWindow {
+                restart_url: login.restart.map(|restart| {
+                    let mut url = url::Url::parse(&self.config.url(crate::config::paths::LOGIN))
+                        .unwrap_or_else(|_| self.config.base_url.clone());
+                    {
+                        let mut query = url.query_pairs_mut();
+                        query
+                            .append_pair("iss", &login.issuer)
+                            .append_pair("login_hint", &restart.login_hint)
+                            .append_pair("target_link_uri", &login.target_link_uri)
+                            .append_pair("client_id", &login.client_id);
+                        if let Some(hint) = &restart.lti_message_hint {
+                            query.append_pair("lti_message_hint", hint);
+                        }
+                        if let Some(deployment) = &login.deployment_id {
+                            query.append_pair("lti_deployment_id", deployment);
+                        }
+                    }
+                    url.to_string()
+                }),
+                frame_origins,
+            }),
+        }
     }
 
     /// Gives the launch its id and its routing rule, and prepares, before anything is

@@ -1,7 +1,7 @@
 //! `GET|POST /lti/login`: OIDC login initiation.
 
-use super::method_not_allowed;
-use crate::{request, respond, HttpRequest, HttpResponse};
+use super::{framing_sources, method_not_allowed};
+use crate::{pages, request, respond, HttpRequest, HttpResponse};
 use cookie::{Cookie, SameSite};
 use http::{header, HeaderValue, Method};
 use lti_core::login::{
@@ -67,15 +67,34 @@ impl LoginHandler {
         }
         let params: LoginRequest = match request::params(&request) {
             Ok(p) => p,
-            Err(e) => return respond::problem(&request, &e),
+            Err(e) => {
+                let mut response = respond::problem(&request, &e);
+                respond::allow_framing_by(&mut response, &self.service.config.frame_ancestors);
+                return response;
+            }
         };
         match self.service.initiate(&params).await {
             Ok(redirect) => {
                 tracing::info!(
                     issuer = params.iss.as_deref().unwrap_or(""),
+                    storage = redirect.storage.is_some(),
                     "login initiated"
                 );
-                let mut response = respond::redirect(&redirect.location);
+                // With the platform's storage frame, a page stores the state there and
+                // then goes on; else a plain redirect.
+                let mut response = match &redirect.storage {
+                    Some(storage) => {
+                        let mut page = respond::html(
+                            http::StatusCode::OK,
+                            pages::storage_login(&redirect.location, storage),
+                        );
+                        let mut sources = redirect.frame_origins.clone();
+                        sources.extend(self.service.config.frame_ancestors.iter().cloned());
+                        respond::allow_framing_by(&mut page, &sources);
+                        page
+                    }
+                    None => respond::redirect(&redirect.location),
+                };
                 let cookies = request_cookies(&request);
                 let stale =
                     stale_state_cookies(cookies.iter().map(|(n, v)| (n.as_str(), v.as_str())));
@@ -92,7 +111,17 @@ impl LoginHandler {
                 }
                 response
             }
-            Err(e) => respond::problem(&request, &e),
+            Err(e) => {
+                let mut response = respond::problem(&request, &e);
+                let sources = framing_sources(
+                    &self.service.config,
+                    self.service.platforms.as_ref(),
+                    params.iss.as_deref(),
+                )
+                .await;
+                respond::allow_framing_by(&mut response, &sources);
+                response
+            }
         }
     }
 }

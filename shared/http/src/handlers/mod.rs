@@ -89,6 +89,27 @@ impl ToolRouter {
     }
 }
 
+/// The origins of the registrations of `issuer` (at most a few; none when the issuer is
+/// missing, too long or unknown, or the store fails), with the configured
+/// `LTI_FRAME_ANCESTORS`: who may frame an answer that failed before its registration
+/// was known. Read only on refusals.
+async fn framing_sources(
+    config: &lti_core::config::ToolConfig,
+    platforms: &dyn lti_core::platform::PlatformStore,
+    issuer: Option<&str>,
+) -> Vec<String> {
+    let mut sources = Vec::new();
+    if let Some(issuer) = issuer.filter(|i| !i.is_empty() && i.len() <= 2048) {
+        if let Ok(found) = platforms.platforms_by_issuer(issuer, 4).await {
+            for platform in &found {
+                sources.extend(lti_core::storage::registration_origins(platform));
+            }
+        }
+    }
+    sources.extend(config.frame_ancestors.iter().cloned());
+    sources
+}
+
 fn method_not_allowed(request: &HttpRequest) -> HttpResponse {
     respond::problem(
         request,
