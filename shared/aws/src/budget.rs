@@ -31,12 +31,26 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest backoff between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_millis(400);
 
-/// The timeouts of every DynamoDB and KMS client.
+/// The timeouts of every DynamoDB and KMS client: the constants above, unless
+/// `LTI_AWS_ATTEMPT_TIMEOUT_MS` / `LTI_AWS_CALL_TIMEOUT_MS` say otherwise (for a
+/// local stand-in far slower than DynamoDB, such as moto under load; in production the
+/// defaults are what keeps a launch inside the function's timeout).
 pub fn timeouts() -> TimeoutConfig {
+    timeouts_from(&|name| std::env::var(name).ok())
+}
+
+/// [`timeouts`] with the variables read from `var`.
+pub fn timeouts_from(var: &dyn Fn(&str) -> Option<String>) -> TimeoutConfig {
+    let millis = |name: &str, default: Duration| {
+        var(name)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map_or(default, Duration::from_millis)
+    };
     TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(CALL_TIMEOUT)
+        .operation_attempt_timeout(millis("LTI_AWS_ATTEMPT_TIMEOUT_MS", ATTEMPT_TIMEOUT))
+        .operation_timeout(millis("LTI_AWS_CALL_TIMEOUT_MS", CALL_TIMEOUT))
         .build()
 }
 
@@ -61,5 +75,19 @@ mod tests {
         let cold = CALL_TIMEOUT + jwks + CALL_TIMEOUT;
         assert!(cold < Duration::from_secs(10), "{cold:?}");
         assert!(ATTEMPT_TIMEOUT * MAX_ATTEMPTS + MAX_BACKOFF * 2 >= CALL_TIMEOUT);
+    }
+
+    #[test]
+    fn the_defaults_hold_unless_a_variable_names_a_positive_number_of_milliseconds() {
+        let none = timeouts_from(&|_| None);
+        assert_eq!(none.operation_timeout(), Some(CALL_TIMEOUT));
+        assert_eq!(none.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        let set = timeouts_from(&|name| match name {
+            "LTI_AWS_CALL_TIMEOUT_MS" => Some("10000".into()),
+            "LTI_AWS_ATTEMPT_TIMEOUT_MS" => Some("0".into()),
+            _ => None,
+        });
+        assert_eq!(set.operation_timeout(), Some(Duration::from_secs(10)));
+        assert_eq!(set.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
     }
 }

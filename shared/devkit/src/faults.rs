@@ -39,6 +39,9 @@ pub struct Fault {
     pub delay_ms: u64,
     /// How many calls the fault applies to; `None`: until cleared.
     pub count: Option<u64>,
+    /// The call is passed on to the real endpoint first and its answer thrown away:
+    /// the write happened, the caller never learns it (a lost answer).
+    pub after_forwarding: bool,
 }
 
 impl Fault {
@@ -73,6 +76,12 @@ impl Fault {
             delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
             ..Self::default()
         }
+    }
+
+    /// The call reaches the store, then the fault is answered instead of its answer.
+    pub fn after_forwarding(mut self) -> Self {
+        self.after_forwarding = true;
+        self
     }
 
     /// Applies to the next `count` calls only.
@@ -245,6 +254,9 @@ async fn proxy(
         .unwrap_or_default()
         .to_string();
     if let Some(fault) = take_fault(&ctx.plan, &operation) {
+        if fault.after_forwarding {
+            let _ = forward(&ctx, method.clone(), &uri, &headers, body.clone()).await;
+        }
         if fault.delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
         }
@@ -267,13 +279,24 @@ async fn proxy(
                 .into_response();
         }
     }
+    forward(&ctx, method, &uri, &headers, body).await
+}
+
+/// Passes the call on to the real endpoint and returns its answer.
+async fn forward(
+    ctx: &Ctx,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
     lock(&ctx.plan).forwarded += 1;
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut request = ctx
         .client
         .request(method, format!("{}{path}", ctx.target))
         .body(body);
-    for (name, value) in &headers {
+    for (name, value) in headers {
         if name != "host" && name != "content-length" {
             request = request.header(name, value);
         }
