@@ -33,6 +33,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
@@ -753,7 +754,8 @@ impl LaunchStore for DynamoStore {
             .item("target_link_uri", s(&state.target_link_uri))
             .item("created_at", n(state.created_at))
             .item("expires_at", n(state.expires_at))
-            .condition_expression("attribute_not_exists(pk)");
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         if let Some(d) = &state.deployment_id {
             put = put.item("deployment_id", s(d));
         }
@@ -769,8 +771,23 @@ impl LaunchStore for DynamoStore {
                 .item("storage_origin", s(&storage.origin))
                 .item("storage_proof", s(&storage.proof_hash));
         }
-        put.send().await.map_err(|e| unavailable("PutItem", e))?;
-        Ok(())
+        match put.send().await {
+            Ok(_) => Ok(()),
+            // The SDK retried a write whose first attempt was stored but whose answer
+            // was lost or late (a timeout, a 5xx): the item is this login's own (the
+            // state is 256 random bits; its nonce says so), not a collision.
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(c))
+                        if c.item().and_then(|item| get_s(item, "nonce")).as_deref()
+                            == Some(state.nonce.as_str())
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable("PutItem", e)),
+        }
     }
 
     async fn pending_login(&self, state: &str, now: i64) -> Result<Option<LoginState>, StoreError> {

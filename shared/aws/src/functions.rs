@@ -36,8 +36,13 @@ impl Clients {
 
     /// Clients from `shared` (tests point it at another endpoint).
     pub fn from_shared(shared: &aws_config::SdkConfig, counter: Option<CallCounter>) -> Self {
-        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(shared);
-        let mut kms = aws_sdk_kms::config::Builder::from(shared);
+        // Retries and timeouts set here, not left to the SDK's defaults: see budget.rs.
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(shared)
+            .retry_config(crate::budget::retries())
+            .timeout_config(crate::budget::timeouts());
+        let mut kms = aws_sdk_kms::config::Builder::from(shared)
+            .retry_config(crate::budget::retries())
+            .timeout_config(crate::budget::timeouts());
         if let Some(counter) = counter {
             dynamodb = dynamodb.interceptor(counter.for_service("dynamodb"));
             kms = kms.interceptor(counter.for_service("kms"));

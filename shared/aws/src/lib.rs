@@ -5,6 +5,7 @@
 //! leaves KMS, [`calls::CallCounter`] counts SDK calls, and [`lambda`] runs the shared
 //! handlers under `lambda_http`.
 
+pub mod budget;
 pub mod calls;
 pub mod config;
 pub mod dynamo;

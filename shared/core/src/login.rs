@@ -189,7 +189,10 @@ impl Problem for LoginError {
     }
     fn public_message(&self) -> String {
         match self {
-            Self::Store(e) => e.public_message(),
+            // A login is started by the platform: the user retries from the course.
+            Self::Store(_) => "The tool's storage is unavailable right now; please launch the \
+                tool again from your course in a moment."
+                .into(),
             // The issuer is the caller's text: logged, never shown on the tool's page.
             Self::PlatformNotRegistered(_) => {
                 "The platform is not registered with this tool.".into()

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod browser;
+pub mod faults;
 pub mod platform;
 pub mod scripted;
 pub mod store;

@@ -332,9 +332,18 @@ impl Problem for LaunchError {
             Self::AlgUnsupported(_) => {
                 "The id_token is not signed with RS256, the only algorithm accepted.".into()
             }
-            Self::Keys(e) => e.public_message(),
-            Self::Store(e) => e.public_message(),
-            Self::Signer(e) => e.public_message(),
+            // A launch is one form post from the platform: the user cannot retry it by
+            // reloading, only by launching again from the course.
+            Self::Keys(_) => "The platform's public keys could not be fetched, so the launch \
+                cannot be verified; please launch the tool again from your course in a \
+                moment, and tell the platform's administrator if this keeps happening."
+                .into(),
+            Self::Store(_) => "The tool's storage is unavailable right now; please launch the \
+                tool again from your course in a moment."
+                .into(),
+            Self::Signer(_) => "The tool could not sign you in right now; please launch the \
+                tool again from your course in a moment."
+                .into(),
             other => crate::error::sentence(&other.to_string()),
         }
     }
