@@ -19,6 +19,15 @@ done_step() { STEPS+=("$1: ok"); }
 
 TMP="$(mktemp -d)"
 cleanup() {
+  local status=$?
+  if [ "$status" -ne 0 ]; then
+    # A step failed: the servers' own logs say why (secrets are never logged).
+    for log in "$TMP"/*.log; do
+      [ -s "$log" ] || continue
+      echo "--- last lines of $(basename "$log"):"
+      tail -n 40 "$log"
+    done
+  fi
   # Each server runs in its own process group (setsid): stop the whole group, so
   # `cargo run` and the binary it started both go.
   for f in "$TMP"/*.pid; do
@@ -59,7 +68,9 @@ start_lambda_stack 0
 # First, while the login and launch functions are cold: their AWS calls, counted by
 # the proxy in front of moto.
 cargo test --locked -q -p lti-e2e --test lambda_latency -- --ignored --nocapture
-cargo test --locked -q -p lti-e2e --test lambda_launch -- --ignored
+# One test at a time: cargo lambda runs one instance of each function (as a cold
+# Lambda would), and the tests' flows would otherwise queue behind each other in it.
+cargo test --locked -q -p lti-e2e --test lambda_launch -- --ignored --test-threads=1
 # The interoperability suite against the same functions, through a gateway process on
 # the port their LTI_BASE_URL names (free again now the test is over).
 LAMBDA_GATEWAY_URL="$(start_server gateway cargo run --locked -q -p lti-e2e --bin lti-gateway -- \
