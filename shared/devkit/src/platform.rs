@@ -16,10 +16,21 @@
 //! tool's JWKS ([`deep_link`]), and its items join the demo course shown on
 //! `/platform`, where a resource link launches with its own title and custom
 //! parameters (`/platform/launch?user=learner&item=<id>`).
+//!
+//! Grades and rosters: a token endpoint (`/platform/token`, [`services`]) that verifies
+//! a tool's client assertion against the tool's JWKS and issues access tokens, a
+//! gradebook ([`gradebook`]) and a roster ([`roster`]) under
+//! `/platform/courses/demo-course-101/`, checked on every call against those tokens;
+//! `/platform/gradebook` shows the scores as they land and the roster.
 
 mod deep_link;
+pub mod gradebook;
+pub mod roster;
+pub mod services;
 
 pub use deep_link::{Accepted, CourseItem, Refusal, ACCEPT_TARGETS, ACCEPT_TYPES};
+pub use gradebook::{GradebookLineItem, ReceivedScore};
+pub use roster::Member;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -229,6 +240,8 @@ pub struct DemoPlatform {
     extra_tools: RwLock<Vec<DemoTool>>,
     registered: std::sync::atomic::AtomicU64,
     deep_links: deep_link::DeepLinks,
+    tokens: services::Tokens,
+    gradebook: std::sync::Mutex<gradebook::Gradebook>,
     clock: Arc<dyn Clock>,
 }
 
@@ -281,7 +294,7 @@ struct AuthRequest {
 impl DemoPlatform {
     /// A platform at `<base_url>/platform` launching into the tool at `base_url`.
     pub fn new(base_url: &str, key: LocalRsaSigner, clock: Arc<dyn Clock>) -> Self {
-        Self {
+        let platform = Self {
             issuer: format!("{base_url}/platform"),
             tool_login_url: format!("{base_url}/lti/login"),
             tool_launch_url: format!("{base_url}/lti/launch"),
@@ -293,8 +306,16 @@ impl DemoPlatform {
             extra_tools: RwLock::new(Vec::new()),
             registered: std::sync::atomic::AtomicU64::new(0),
             deep_links: deep_link::DeepLinks::default(),
+            tokens: services::Tokens::default(),
+            gradebook: std::sync::Mutex::new(gradebook::Gradebook::default()),
             clock,
-        }
+        };
+        // The demo activity is graded from the start.
+        let mut fields = serde_json::Map::new();
+        fields.insert("label".into(), json!("Demo Activity"));
+        fields.insert("scoreMaximum".into(), json!(100));
+        platform.add_line_item(CLIENT_ID, fields, Some(RESOURCE_LINK_ID.into()));
+        platform
     }
 
     /// lti-lambda itself, as a tool of this platform.
@@ -432,9 +453,14 @@ impl DemoPlatform {
         format!("{}/auth", self.issuer)
     }
 
-    /// URL of its token endpoint (for the services that come later).
+    /// URL of its token endpoint.
     pub fn token_url(&self) -> String {
         format!("{}/token", self.issuer)
+    }
+
+    /// URL of the gradebook page.
+    pub fn gradebook_url(&self) -> String {
+        format!("{}/gradebook", self.issuer)
     }
 
     /// Handles a request under `/platform`.
@@ -445,6 +471,14 @@ impl DemoPlatform {
         match path.as_str() {
             "/platform" => self.home_page(None),
             "/platform/jwks" => self.jwks(),
+            services::TOKEN_PATH => self.token_endpoint(&request).await,
+            "/platform/gradebook" => self.gradebook_page(),
+            "/platform/gradebook.json" => self.gradebook_json(),
+            p if p == services::COURSE_PATH
+                || p.starts_with(&format!("{}/", services::COURSE_PATH)) =>
+            {
+                self.course_service(&request, p).await
+            }
             "/platform/tools" => self.tools_endpoint(&request),
             "/platform/launch" => {
                 let Some(u) = query.get("user").and_then(|u| user(u)) else {
@@ -638,6 +672,14 @@ impl DemoPlatform {
                             }
                         }
                     }
+                    h2 #grades { "Gradebook and roster" }
+                    p.muted {
+                        "Tools post scores and read the roster through this platform's services (token endpoint "
+                        code { (self.token_url()) } "). "
+                        a #gradebook-link href="/platform/gradebook" { "Open the gradebook" }
+                        " — it shows scores as they land, and the course's " (roster::members().len()) " members."
+                    }
+                    (self.gradebook_markup())
                     h2 { "Direct launch" }
                     p { "Like TimeBack's Level 1 launch: the platform signs an id_token and posts it straight to the tool, with no login step. The tool accepts it only because this platform's second registration (" code { (DIRECT_CLIENT_ID) } ") has the direct profile and audience " code { (DIRECT_AUDIENCE) } "." }
                     form method="get" action="/platform/direct" {
@@ -813,14 +855,11 @@ impl DemoPlatform {
             },
             format!("{lti}custom"): { "unit": "1", "demo": "true" },
             "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint": {
-                "scope": [
-                    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
-                    "https://purl.imsglobal.org/spec/lti-ags/scope/score"
-                ],
-                "lineitems": format!("{}/courses/demo-course-101/lineitems", self.issuer)
+                "scope": services::AGS_SCOPES,
+                "lineitems": self.lineitems_url()
             },
             "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice": {
-                "context_memberships_url": format!("{}/courses/demo-course-101/memberships", self.issuer),
+                "context_memberships_url": self.memberships_url(),
                 "service_versions": ["2.0"]
             }
         });
@@ -842,6 +881,11 @@ impl DemoPlatform {
                 claims[format!("{lti}message_type")] = json!("LtiResourceLinkRequest");
                 claims[format!("{lti}resource_link")] =
                     json!({"id": RESOURCE_LINK_ID, "title": "Demo Activity"});
+                // The link's line item, when it has one.
+                if let Some(url) = self.line_item_url_for(&tool.client_id, RESOURCE_LINK_ID) {
+                    claims["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"]["lineitem"] =
+                        json!(url);
+                }
             }
             Message::Item(id) => {
                 claims[format!("{lti}message_type")] = json!("LtiResourceLinkRequest");
@@ -855,12 +899,11 @@ impl DemoPlatform {
                     if let Some(custom) = claims[format!("{lti}custom")].as_object_mut() {
                         custom.extend(item.custom());
                     }
-                    if item.line_item().is_some() {
+                    if let Some(url) =
+                        self.line_item_url_for(&tool.client_id, &item.resource_link_id())
+                    {
                         claims["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"]
-                            ["lineitem"] = json!(format!(
-                            "{}/courses/demo-course-101/lineitems/{}",
-                            self.issuer, item.id
-                        ));
+                            ["lineitem"] = json!(url);
                     }
                 }
             }
