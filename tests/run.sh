@@ -145,13 +145,13 @@ done_step "README run command"
 
 section "interoperability: independent platform (lti1p3platform) and tool (pylti1p3)"
 LTI_DEV_URL="$DEV_URL" LTI_DEV_ADMIN_TOKEN="$ADMIN_TOKEN" tests/interop/run.sh
-echo "--- the same tool and deep-linking scenarios against the Lambda binaries (cargo lambda watch, moto):"
+echo "--- the same tool, deep-linking and grades-and-rosters scenarios against the Lambda binaries (cargo lambda watch, moto):"
 # Two scenarios are left out here, for reasons of the stack, not of the tool:
 # - Canvas-shaped launches make app tokens over 4 KiB, which KMS signs by digest, and
 #   moto signs digests wrongly (see shared/aws/tests/kms_errors.rs for that path);
 # - re-registering a platform mid-test: warm functions cache registrations for 60 s.
 LTI_DEV_URL="$LAMBDA_GATEWAY_URL" LTI_DEV_ADMIN_TOKEN="$E2E_ADMIN" tests/interop/run.sh \
-  -k "(test_tool_dev or test_deep_linking) and not canvas_shaped and not from_unregistered_to_accepting"
+  -k "(test_tool_dev or test_deep_linking or test_services) and not canvas_shaped and not from_unregistered_to_accepting"
 done_step "interop"
 
 section "real browser: headless Chromium clicks through the demo platform"
