@@ -88,7 +88,7 @@ echo "--- measured:"
 grep -E '^AWS calls' "$TMP/aws-tests.log"
 done_step "AWS adapters on moto"
 
-section "the Lambda binaries under cargo lambda watch, on moto: a full launch"
+section "the Lambda binaries under cargo lambda watch, on moto: a full launch, deep linking, grades and rosters"
 E2E_TABLE="lti-e2e-$(date +%s)"
 E2E_KEY="$(cargo run --locked -q -p lti-aws --example provision -- "$E2E_TABLE" "alias/$E2E_TABLE")"
 E2E_ADMIN="e2e-admin-token-$(date +%s)-0123456789abcdef"
@@ -125,9 +125,20 @@ while True:
         time.sleep(0.5)
 PY2
 done
+# A second `cargo lambda watch` of the same functions, same environment: the services
+# test's cold second instance (nothing calls it before the test; its first request
+# starts the function).
+LAMBDA_PORT2="$(free_port)"
+setsid cargo lambda watch -A 127.0.0.1 -P "$LAMBDA_PORT2" --env-file "$TMP/lambda.env" >"$TMP/watch2.log" 2>&1 &
+echo "$!" >"$TMP/watch2.pid"
 LTI_E2E_LAMBDA_URL="http://127.0.0.1:$LAMBDA_PORT" LTI_E2E_GATEWAY_PORT="$GATEWAY_PORT" \
+  LTI_E2E_SECOND_LAMBDA_URL="http://127.0.0.1:$LAMBDA_PORT2" \
   LTI_E2E_TABLE="$E2E_TABLE" LTI_E2E_ADMIN_TOKEN="$E2E_ADMIN" \
-  cargo test --locked -q -p lti-e2e -- --ignored
+  cargo test --locked -q -p lti-e2e -- --ignored --nocapture 2>&1 | tee "$TMP/e2e.log"
+echo "--- measured:"
+grep -E '^services function' "$TMP/e2e.log"
+kill -TERM -- "-$(cat "$TMP/watch2.pid")" 2>/dev/null || true
+rm -f "$TMP/watch2.pid"
 # The interoperability suite against the same functions, through a gateway process on
 # the port their LTI_BASE_URL names (free again now the test is over).
 LAMBDA_GATEWAY_URL="$(start_server gateway cargo run --locked -q -p lti-e2e --bin lti-gateway -- \
@@ -135,12 +146,15 @@ LAMBDA_GATEWAY_URL="$(start_server gateway cargo run --locked -q -p lti-e2e --bi
 echo "gateway to the Lambda functions at $LAMBDA_GATEWAY_URL"
 done_step "Lambda binaries end to end"
 
-section "the README's run command: cargo run -p lti-dev, then a scripted demo launch"
+section "the README's run command: cargo run -p lti-dev, then a scripted demo launch and the grades-and-rosters walk-through"
 ADMIN_TOKEN="run-sh-admin-token-$(date +%s)-0123456789abcdef"
 DEV_URL="$(LTI_ADMIN_TOKEN="$ADMIN_TOKEN" start_server dev \
   cargo run --locked -q -p lti-dev -- --port "$(free_port)" --data-dir "$TMP/dev-data")"
 echo "dev server at $DEV_URL"
-LTI_DEV_URL="$DEV_URL" cargo test --locked -q -p lti-dev --test readme_run -- --ignored
+# The service key the banner printed (the README's grades-and-rosters walk-through).
+DEV_SERVICE_KEY="$(sed -n 's/^ *Service key: *\(lsk_[^ ]*\).*/\1/p' "$TMP/dev.log" | head -n1)"
+LTI_DEV_URL="$DEV_URL" LTI_DEV_SERVICE_KEY="$DEV_SERVICE_KEY" \
+  cargo test --locked -q -p lti-dev --test readme_run -- --ignored
 done_step "README run command"
 
 section "interoperability: independent platform (lti1p3platform) and tool (pylti1p3)"

@@ -794,7 +794,7 @@ impl DemoApp {
                     "/lti/nrps/members",
                     &ctx.launch_id,
                     None,
-                    5,
+                    10,
                 )
                 .await
             {
