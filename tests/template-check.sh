@@ -105,6 +105,7 @@ expected = {
     "GET /.well-known/jwks.json": "JwksFunction",
     "GET /lti/jwks": "JwksFunction",
     "GET /lti/config": "ServicesFunction",
+    "GET /lti/config/canvas.json": "ServicesFunction",  # public, never IAM-authorized
     "POST /lti/deep-link": "ServicesFunction",
     "ANY /lti/ags/{proxy+}": "ServicesFunction",
     "ANY /lti/nrps/{proxy+}": "ServicesFunction",

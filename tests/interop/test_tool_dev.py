@@ -204,7 +204,11 @@ def test_the_platform_was_registered_by_the_admin_api(platform_for_dev: DevPair)
     assert again.status_code == 200, again.text
     assert again.json()["id"] == reg["id"] and again.json()["createdAt"] == reg["createdAt"]
     # the values our tool tells LMS admins match what this platform was configured with
-    cfg = requests.get(f"{pair.dev.url}/lti/config", timeout=5).json()
+    cfg = requests.get(
+        f"{pair.dev.url}/lti/config",
+        headers={"Authorization": f"Bearer {pair.dev.admin_token}"},
+        timeout=5,
+    ).json()
     assert cfg["loginUrl"] == pair.config["toolLoginUrl"]
     assert cfg["redirectUrl"] in pair.config["redirectUris"]
     assert cfg["jwksUrl"] == pair.config["toolJwksUrl"]

@@ -15,6 +15,11 @@
 //! | a resource link's line item | `CTX#<registration id>#<context id>` | `LINK#<resource link id>` |
 //! | a one-time answer (deep linking) | `USED#<key>` | `USED` |
 //! | the tool's public key (a cold launch's kid) | `TOOLKEY#<KMS key id>` | `TOOLKEY` |
+//! | a registration's routing rules (one record) | `PLATFORM#<issuer>` | `CLIENT#<client_id>#ROUTES` |
+//! | registration id → (issuer, client_id) | `PLATFORMID#<id>` | `PLATFORMID` |
+//!
+//! The admin side (registrations by id, pages, deletes, routing rules) is in
+//! [`crate::dynamo_admin`].
 //!
 //! Key parts are escaped (`%` → `%25`, `#` → `%23`) so no two (issuer, client_id)
 //! pairs can share a key; a part longer than [`MAX_KEY_PART`] bytes once escaped is
@@ -37,6 +42,7 @@ use aws_sdk_dynamodb::Client;
 use lti_core::error::StoreError;
 use lti_core::keys::{KeySetCache, SharedKeySet};
 use lti_core::platform::{ColdStart, ColdStartRequest, Deployment, Platform, PlatformStore, Saved};
+use lti_core::registration::RouteSet;
 use lti_core::services::keys::{ServiceKeyRecord, ServiceKeyStore};
 use lti_core::services::records::{
     ContextRecord, LaunchRecord, LaunchWrites, LinkRecord, ServiceRecords,
@@ -50,7 +56,7 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// Name of the GSI that lists platform registrations.
 pub const PLATFORM_INDEX: &str = "gsi1";
-const PLATFORM_PARTITION: &str = "PLATFORM";
+pub(crate) const PLATFORM_PARTITION: &str = "PLATFORM";
 const SERVICE_KEY_PARTITION: &str = "SERVICEKEY";
 
 /// The DynamoDB adapter of every storage port.
@@ -116,18 +122,18 @@ pub(crate) fn get_n(item: &Item, name: &str) -> Option<i64> {
         .and_then(|n| n.parse().ok())
 }
 
-fn corrupt(what: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("a {what} item is missing attributes"))
 }
 
-fn platform_key(issuer: &str, client_id: &str) -> (AttributeValue, AttributeValue) {
+pub(crate) fn platform_key(issuer: &str, client_id: &str) -> (AttributeValue, AttributeValue) {
     (
         s(format!("PLATFORM#{}", key_part(issuer))),
         s(format!("CLIENT#{}", key_part(client_id))),
     )
 }
 
-fn deployment_key(
+pub(crate) fn deployment_key(
     issuer: &str,
     client_id: &str,
     deployment_id: &str,
@@ -146,7 +152,7 @@ fn user_key(id: &str) -> (AttributeValue, AttributeValue) {
     (s(format!("USER#{}", key_part(id))), s("USER"))
 }
 
-fn platform_from(item: &Item) -> Result<Platform, StoreError> {
+pub(crate) fn platform_from(item: &Item) -> Result<Platform, StoreError> {
     let doc = get_s(item, "doc").ok_or_else(|| corrupt("platform"))?;
     let mut platform: Platform =
         serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -317,7 +323,6 @@ impl DynamoStore {
     }
 
     /// The DynamoDB client (for the adapters in sibling modules).
-    #[allow(dead_code)]
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
@@ -469,6 +474,8 @@ impl PlatformStore for DynamoStore {
         if let Some(tool) = request.tool_key_id {
             keys.push(tool_key_key(tool));
         }
+        let routes = crate::dynamo_admin::routes_key(request.issuer, request.client_id);
+        keys.push(routes.clone());
         let wanted = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
             .set_keys(Some(
                 keys.iter()
@@ -489,6 +496,15 @@ impl PlatformStore for DynamoStore {
             .send()
             .await
             .map_err(|e| unavailable("BatchGetItem", e))?;
+        if output
+            .unprocessed_keys
+            .as_ref()
+            .is_some_and(|unprocessed| !unprocessed.is_empty())
+        {
+            // Some keys were not read (throttling): absent would be a guess, so the
+            // launch reads each part on its own instead.
+            return Ok(None);
+        }
         let items = output
             .responses
             .and_then(|mut r| r.remove(&self.table))
@@ -517,6 +533,9 @@ impl PlatformStore for DynamoStore {
                 .and_then(|item| get_s(item, "doc"))
                 .and_then(|doc| serde_json::from_str::<PublicJwk>(&doc).ok());
         }
+        cold.routes = find(&routes)
+            .map(crate::dynamo_admin::route_set_from)
+            .transpose()?;
         Ok(Some(cold))
     }
 
@@ -619,6 +638,8 @@ impl PlatformStore for DynamoStore {
         if saved.user_scope.is_none() {
             saved.user_scope = Some(platform.effective_user_scope().to_string());
         }
+        // Found by id from now on (idempotent: a retry of the save writes it again).
+        self.put_platform_pointer(&saved).await?;
         Ok(Saved {
             platform: saved,
             created,
@@ -683,6 +704,10 @@ impl PlatformStore for DynamoStore {
             }
             Err(e) => Err(unavailable("PutItem", e)),
         }
+    }
+
+    async fn routes(&self, issuer: &str, client_id: &str) -> Result<Option<RouteSet>, StoreError> {
+        self.route_set(issuer, client_id).await
     }
 }
 

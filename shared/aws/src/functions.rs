@@ -31,8 +31,13 @@ impl Clients {
     /// Clients from the environment (region, credentials, `AWS_ENDPOINT_URL`).
     pub async fn from_env(counter: Option<CallCounter>) -> Self {
         let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&shared);
-        let mut kms = aws_sdk_kms::config::Builder::from(&shared);
+        Self::from_shared(&shared, counter)
+    }
+
+    /// Clients from `shared` (tests point it at another endpoint).
+    pub fn from_shared(shared: &aws_config::SdkConfig, counter: Option<CallCounter>) -> Self {
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(shared);
+        let mut kms = aws_sdk_kms::config::Builder::from(shared);
         if let Some(counter) = counter {
             dynamodb = dynamodb.interceptor(counter.for_service("dynamodb"));
             kms = kms.interceptor(counter.for_service("kms"));

@@ -5,14 +5,34 @@ use crate::functions::{env, Clients, Function, Lookup};
 use bytes::Bytes;
 use lambda_http::{Body, Request, RequestExt, Response};
 use lti_http::handlers::Handler;
-use lti_http::{HttpRequest, HttpResponse, RequestId};
+use lti_http::{GatewayIdentity, HttpRequest, HttpResponse, RequestId};
 
-/// The API Gateway request as the handlers see it, tagged with the Lambda request id.
+/// The caller identity API Gateway authenticated with `AWS_IAM` (SigV4), from the
+/// v2 event's `requestContext.authorizer.iam`: API Gateway writes it, a client
+/// cannot (whatever headers it sends).
+pub fn gateway_identity(event: &Request) -> Option<GatewayIdentity> {
+    // Only HTTP API (v2) events are enabled; the other arm is for builds that add more.
+    #[allow(unreachable_patterns)]
+    match event.request_context_ref()? {
+        lambda_http::request::RequestContext::ApiGatewayV2(context) => {
+            let iam = context.authorizer.as_ref()?.iam.as_ref()?;
+            Some(GatewayIdentity {
+                arn: iam.user_arn.clone().filter(|arn| !arn.is_empty())?,
+                account_id: iam.account_id.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The API Gateway request as the handlers see it, tagged with the Lambda request id
+/// (and the IAM caller, on `AWS_IAM` routes).
 pub fn to_http(event: Request) -> HttpRequest {
     let request_id = event
         .lambda_context_ref()
         .map(|c| c.request_id.clone())
         .filter(|id| !id.is_empty());
+    let identity = gateway_identity(&event);
     let (parts, body) = event.into_parts();
     let bytes = match body {
         Body::Empty => Bytes::new(),
@@ -24,6 +44,9 @@ pub fn to_http(event: Request) -> HttpRequest {
     request
         .extensions_mut()
         .insert(RequestId(request_id.unwrap_or_else(|| "-".into())));
+    if let Some(identity) = identity {
+        request.extensions_mut().insert(identity);
+    }
     request
 }
 

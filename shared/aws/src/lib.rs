@@ -8,6 +8,7 @@
 pub mod calls;
 pub mod config;
 pub mod dynamo;
+pub mod dynamo_admin;
 pub mod dynamo_tokens;
 pub mod functions;
 pub mod kms;

@@ -71,3 +71,56 @@ async fn the_dynamodb_service_key_store_meets_the_contract() {
     ))
     .await;
 }
+
+#[tokio::test]
+#[ignore = "needs a moto server: tests/run.sh starts one"]
+async fn the_dynamodb_store_meets_the_platform_admin_contract() {
+    let clients = common::moto(None).await;
+    let table = common::fresh_table(&clients).await;
+    lti_core::contract::platform_admin_contract(&DynamoStore::new(clients.dynamodb.clone(), table))
+        .await;
+}
+
+#[tokio::test]
+#[ignore = "needs a moto server: tests/run.sh starts one"]
+async fn a_registration_saved_before_pointers_existed_is_found_by_its_id_and_given_one() {
+    use lti_core::platform::PlatformStore;
+    use lti_core::registration::PlatformAdmin;
+    let clients = common::moto(None).await;
+    let table = common::fresh_table(&clients).await;
+    let store = DynamoStore::new(clients.dynamodb.clone(), table.clone());
+    let saved = store
+        .save_platform(lti_core::contract::sample_platform(
+            "https://old.example",
+            "c",
+            1,
+        ))
+        .await
+        .expect("save")
+        .platform;
+    // As an older version left it: no id item.
+    let (pk, sk) = lti_aws::dynamo_admin::pointer_key(saved.id);
+    clients
+        .dynamodb
+        .delete_item()
+        .table_name(&table)
+        .key("pk", pk.clone())
+        .key("sk", sk.clone())
+        .send()
+        .await
+        .expect("delete pointer");
+    assert_eq!(
+        store.platform_by_id(saved.id).await.expect("read"),
+        Some(saved.clone())
+    );
+    let pointer = clients
+        .dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("pk", pk)
+        .key("sk", sk)
+        .send()
+        .await
+        .expect("read pointer");
+    assert!(pointer.item.is_some(), "the id item was written back");
+}

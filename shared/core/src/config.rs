@@ -27,6 +27,19 @@ pub mod paths {
     pub const DEEP_LINK: &str = "/lti/deep-link";
     /// Service keys of the app's backend (admin API).
     pub const ADMIN_SERVICE_KEYS: &str = "/admin/service-keys";
+    /// The Canvas developer-key JSON alone (public: Canvas fetches it by URL).
+    pub const CONFIG_CANVAS: &str = "/lti/config/canvas.json";
+}
+
+/// How the admin API knows its callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdminAuth {
+    /// `Authorization: Bearer <LTI_ADMIN_TOKEN>`.
+    #[default]
+    Token,
+    /// API Gateway authorizes `/admin/*` with `AWS_IAM` (SigV4) and the function
+    /// trusts the caller identity in the request context; no token is accepted.
+    Iam,
 }
 
 /// How the app session token reaches the app.
@@ -60,8 +73,10 @@ pub struct ToolConfig {
     pub app_token_ttl: i64,
     /// Lifetime of a login state (and its nonce), seconds.
     pub state_ttl: i64,
-    /// Bearer token for the admin API; `None` disables it.
+    /// Bearer token for the admin API; `None` disables it (in token mode).
     pub admin_token: Option<Secret>,
+    /// Token or AWS IAM (`LTI_ADMIN_AUTH`).
+    pub admin_auth: AdminAuth,
     /// Platform URLs on loopback hosts (127.0.0.1, ::1, localhost) are accepted and
     /// fetched: always on the dev server; on Lambda only with the explicit opt-in
     /// `LTI_INSECURE_ALLOW_LOOPBACK_URLS=true` (local end-to-end runs).
@@ -128,6 +143,7 @@ impl ToolConfig {
     /// | `LTI_APP_TOKEN_TTL_SECONDS` | app token lifetime | 3600 |
     /// | `LTI_STATE_TTL_SECONDS` | login state lifetime | 600 |
     /// | `LTI_ADMIN_TOKEN` | admin API bearer token (≥ 32 chars) | admin API off |
+    /// | `LTI_ADMIN_AUTH` | `token`, or `iam` (API Gateway `AWS_IAM` on `/admin/*`) | `token` |
     /// | `LTI_INSECURE_ALLOW_LOOPBACK_URLS` | `true` accepts loopback platform URLs | `false` |
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
@@ -201,6 +217,16 @@ impl ToolConfig {
                 ))
             }
         };
+        let admin_auth = match get("LTI_ADMIN_AUTH").as_deref().map(str::trim) {
+            None | Some("token") => AdminAuth::Token,
+            Some("iam") => AdminAuth::Iam,
+            Some(other) => {
+                return Err(invalid(
+                    "LTI_ADMIN_AUTH",
+                    format!("must be token or iam, not {other:?}"),
+                ))
+            }
+        };
         let insecure_allow_loopback_urls = match get("LTI_INSECURE_ALLOW_LOOPBACK_URLS")
             .map(|v| v.trim().to_ascii_lowercase())
             .as_deref()
@@ -224,6 +250,7 @@ impl ToolConfig {
             app_token_ttl,
             state_ttl,
             admin_token,
+            admin_auth,
             insecure_allow_loopback_urls,
         })
     }

@@ -5,6 +5,7 @@
 use crate::keys::{KeySetCache, SharedKeySet};
 use crate::platform::{Deployment, LaunchProfile, Platform, PlatformStore};
 use crate::random::{Random, SystemRandom};
+use crate::registration::{PageError, PageRequest, PlatformAdmin, RouteRule, RouteSet};
 use crate::services::keys::{ServiceKeyRecord, ServiceKeyStore};
 use crate::services::records::{
     ContextRecord, LaunchRecord, LaunchWrites, LinkRecord, ServiceRecords,
@@ -220,6 +221,277 @@ pub async fn platform_store_contract(store: &dyn PlatformStore) {
             .expect("read"),
         Some(long)
     );
+}
+
+/// Runs every [`PlatformAdmin`] check: by id, pages and the issuer filter,
+/// deployments listed and removed, routing rules written with optimistic concurrency,
+/// and a delete that takes the registration's deployments and rules with it (and
+/// nothing of its neighbours).
+pub async fn platform_admin_contract(store: &dyn PlatformAdmin) {
+    let issuer = format!("https://{}.example", unique("admin"));
+    let neighbour = format!("{issuer}-2");
+
+    // By id.
+    let a = store
+        .save_platform(sample_platform(&issuer, "a", NOW))
+        .await
+        .expect("save")
+        .platform;
+    assert_eq!(
+        store.platform_by_id(a.id).await.expect("read"),
+        Some(a.clone())
+    );
+    assert!(store
+        .platform_by_id(uuid::Uuid::new_v4())
+        .await
+        .expect("read")
+        .is_none());
+    let renamed = Platform {
+        name: "Renamed".into(),
+        ..sample_platform(&issuer, "a", NOW + 1)
+    };
+    store.save_platform(renamed).await.expect("upsert");
+    assert_eq!(
+        store
+            .platform_by_id(a.id)
+            .await
+            .expect("read")
+            .map(|p| p.name),
+        Some("Renamed".to_string()),
+        "an upsert keeps the id it is found by"
+    );
+
+    // Pages of one issuer: every registration once, in order, then no cursor.
+    for client in ["b", "c", "d", "e"] {
+        store
+            .save_platform(sample_platform(&issuer, client, NOW))
+            .await
+            .expect("save");
+    }
+    store
+        .save_platform(sample_platform(&neighbour, "a", NOW))
+        .await
+        .expect("save");
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .platform_page(&PageRequest {
+                issuer: Some(issuer.clone()),
+                limit: 2,
+                cursor: cursor.take(),
+            })
+            .await
+            .expect("page");
+        pages += 1;
+        assert!(page.platforms.len() <= 2);
+        seen.extend(page.platforms.into_iter().map(|p| {
+            assert_eq!(p.issuer, issuer, "the issuer filter holds");
+            p.client_id
+        }));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "paging ends");
+    }
+    assert_eq!(seen, vec!["a", "b", "c", "d", "e"]);
+    assert_eq!(
+        pages, 3,
+        "five registrations in pages of two, no empty last page"
+    );
+    let exact = store
+        .platform_page(&PageRequest {
+            issuer: Some(neighbour.clone()),
+            limit: 1,
+            cursor: None,
+        })
+        .await
+        .expect("page");
+    assert_eq!(exact.platforms.len(), 1);
+    assert!(
+        exact.next_cursor.is_none(),
+        "a full last page has no cursor"
+    );
+    // A cursor is only good for the listing it came from.
+    let first = store
+        .platform_page(&PageRequest {
+            issuer: Some(issuer.clone()),
+            limit: 1,
+            cursor: None,
+        })
+        .await
+        .expect("page");
+    let wrong = store
+        .platform_page(&PageRequest {
+            issuer: Some(neighbour.clone()),
+            limit: 1,
+            cursor: first.next_cursor.clone(),
+        })
+        .await;
+    assert!(matches!(wrong, Err(PageError::InvalidCursor)));
+    let garbage = store
+        .platform_page(&PageRequest {
+            issuer: None,
+            limit: 1,
+            cursor: Some("not-a-cursor".into()),
+        })
+        .await;
+    assert!(matches!(garbage, Err(PageError::InvalidCursor)));
+    // Without a filter every registration is listed (others' too: the store is shared).
+    let all = store
+        .platform_page(&PageRequest {
+            issuer: None,
+            limit: 200,
+            cursor: None,
+        })
+        .await
+        .expect("page");
+    assert!(all.platforms.iter().filter(|p| p.issuer == issuer).count() == 5);
+
+    // Deployments: listed, removed one by one.
+    for d in ["1", "2", "3"] {
+        store
+            .save_deployment(Deployment {
+                issuer: issuer.clone(),
+                client_id: "a".into(),
+                deployment_id: d.into(),
+                created_at: NOW,
+            })
+            .await
+            .expect("save");
+    }
+    store
+        .save_deployment(Deployment {
+            issuer: issuer.clone(),
+            client_id: "b".into(),
+            deployment_id: "1".into(),
+            created_at: NOW,
+        })
+        .await
+        .expect("save");
+    let mut ids: Vec<String> = store
+        .deployments(&issuer, "a")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|d| d.deployment_id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec!["1", "2", "3"]);
+    assert!(store
+        .delete_deployment(&issuer, "a", "2")
+        .await
+        .expect("delete"));
+    assert!(!store
+        .delete_deployment(&issuer, "a", "2")
+        .await
+        .expect("delete again"));
+    assert!(store
+        .deployment(&issuer, "a", "2")
+        .await
+        .expect("read")
+        .is_none());
+    assert_eq!(
+        store.deployments(&issuer, "a").await.expect("list").len(),
+        2
+    );
+
+    // Routing rules: one record, written only over the version that was read.
+    assert!(store.routes(&issuer, "a").await.expect("read").is_none());
+    let rule = RouteRule {
+        id: uuid::Uuid::new_v4(),
+        deployment_id: Some("1".into()),
+        context_id: Some("sales".into()),
+        landing_url: Some("https://app.example/sales".into()),
+        claims: serde_json::json!({"scenarioCode": "SALES-1", "groupId": 7})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        created_at: NOW,
+    };
+    let set = RouteSet {
+        platform_id: a.id,
+        version: 0,
+        rules: vec![rule.clone()],
+    };
+    store
+        .save_routes(&issuer, "a", &set, 0)
+        .await
+        .expect("write")
+        .expect("first write");
+    let read = store
+        .routes(&issuer, "a")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(read.version, 1);
+    assert_eq!(read.rules, vec![rule.clone()]);
+    assert_eq!(read.platform_id, a.id);
+    assert!(
+        store
+            .save_routes(&issuer, "a", &set, 0)
+            .await
+            .expect("write")
+            .is_err(),
+        "a write over a stale version is refused"
+    );
+    store
+        .save_routes(
+            &issuer,
+            "b",
+            &RouteSet {
+                platform_id: a.id,
+                version: 0,
+                rules: vec![],
+            },
+            0,
+        )
+        .await
+        .expect("write")
+        .expect("another registration's rules");
+
+    // Delete: the registration, its deployments and rules; nothing of the others.
+    let removed = store.delete_platform(&a).await.expect("delete");
+    assert_eq!((removed.deployments, removed.routes), (2, 1));
+    assert!(store.platform(&issuer, "a").await.expect("read").is_none());
+    assert!(store.platform_by_id(a.id).await.expect("read").is_none());
+    assert!(store
+        .deployments(&issuer, "a")
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(store.routes(&issuer, "a").await.expect("read").is_none());
+    assert!(store.platform(&issuer, "b").await.expect("read").is_some());
+    assert_eq!(
+        store.deployments(&issuer, "b").await.expect("list").len(),
+        1
+    );
+    assert!(store.routes(&issuer, "b").await.expect("read").is_some());
+    assert_eq!(
+        store.delete_platform(&a).await.expect("again"),
+        Default::default(),
+        "deleting twice removes nothing"
+    );
+    // A registration made again under the same issuer and client_id is a new one.
+    let again = store
+        .save_platform(sample_platform(&issuer, "a", NOW + 5))
+        .await
+        .expect("save");
+    assert!(again.created);
+    assert_ne!(again.platform.id, a.id);
+    assert!(store
+        .deployments(&issuer, "a")
+        .await
+        .expect("list")
+        .is_empty());
+    // Deleting with a stale id leaves the new registration alone.
+    assert_eq!(
+        store.delete_platform(&a).await.expect("stale"),
+        Default::default()
+    );
+    assert!(store.platform(&issuer, "a").await.expect("read").is_some());
 }
 
 fn login_state(issuer: &str, client_id: &str, now: i64, ttl: i64) -> LoginState {

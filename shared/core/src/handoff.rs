@@ -44,11 +44,14 @@ struct AppClaims<'a> {
 }
 
 /// The landing URL, normalized: `target_link_uri` when it points into the app (an
-/// allowed app origin), else the platform's own landing URL, else the configured one.
-/// A URL that does not parse is never handed off (the configured one is used).
+/// allowed app origin: the link itself names content, the most specific choice),
+/// else the matched routing rule's landing URL, else the platform's own landing URL,
+/// else the configured one. A URL that does not parse, or is not (or no longer) on
+/// an allowed app origin, is never handed a token: the next one is used.
 pub fn landing_url(
     config: &ToolConfig,
     target_link_uri: Option<&str>,
+    route_landing: Option<&str>,
     platform_landing: Option<&str>,
 ) -> String {
     if let Some(url) = target_link_uri.and_then(|t| url::Url::parse(t).ok()) {
@@ -56,12 +59,13 @@ pub fn landing_url(
             return url.into();
         }
     }
-    // A registration's landing URL receives app tokens: it must still be on the app's
-    // origins (a registration saved before that rule, or before the origins changed,
-    // falls back to the configured landing URL).
-    platform_landing
-        .and_then(|l| url::Url::parse(l).ok())
-        .filter(|url| config.is_app_url(url))
+    // A rule's or registration's landing URL receives app tokens: it must still be on
+    // the app's origins (one saved before the origins changed falls through).
+    [route_landing, platform_landing]
+        .into_iter()
+        .flatten()
+        .filter_map(|l| url::Url::parse(l).ok())
+        .find(|url| config.is_app_url(url))
         .map(String::from)
         .unwrap_or_else(|| config.app_landing_url.to_string())
 }
@@ -81,6 +85,7 @@ pub fn prepare(
     config: &ToolConfig,
     random: &dyn Random,
     context: &LaunchContext,
+    route_landing: Option<&str>,
     platform_landing: Option<&str>,
     now: i64,
 ) -> Result<Prepared, SignerError> {
@@ -109,7 +114,12 @@ pub fn prepare(
         claims,
         landing_url: match picker {
             Some(url) => url.to_string(),
-            None => landing_url(config, context.target_link_uri.as_deref(), platform_landing),
+            None => landing_url(
+                config,
+                context.target_link_uri.as_deref(),
+                route_landing,
+                platform_landing,
+            ),
         },
         mode: config.handoff,
         user_id: context.user.id.clone(),
@@ -147,16 +157,47 @@ mod tests {
     fn a_stored_landing_url_off_the_app_origins_is_never_handed_a_token() {
         let config = config();
         assert_eq!(
-            landing_url(&config, None, Some("https://other.example/start")),
+            landing_url(&config, None, None, Some("https://other.example/start")),
             "https://other.example/start"
         );
         assert_eq!(
-            landing_url(&config, None, Some("https://evil.example/steal")),
+            landing_url(&config, None, None, Some("https://evil.example/steal")),
             "https://app.example/lti"
         );
         assert_eq!(
-            landing_url(&config, Some("https://evil.example/x"), None),
+            landing_url(&config, Some("https://evil.example/x"), None, None),
             "https://app.example/lti"
+        );
+    }
+
+    #[test]
+    fn a_routing_rule_lands_before_the_registration_and_after_a_target_in_the_app() {
+        let config = config();
+        let route = Some("https://other.example/sales");
+        let platform = Some("https://app.example/tb");
+        assert_eq!(
+            landing_url(&config, None, route, platform),
+            "https://other.example/sales"
+        );
+        assert_eq!(
+            landing_url(
+                &config,
+                Some("https://tool.example/lti/launch"),
+                route,
+                platform
+            ),
+            "https://other.example/sales",
+            "a link to the tool itself names no content"
+        );
+        assert_eq!(
+            landing_url(&config, Some("https://app.example/item/9"), route, platform),
+            "https://app.example/item/9",
+            "a link into the app names its content"
+        );
+        assert_eq!(
+            landing_url(&config, None, Some("https://evil.example/x"), platform),
+            "https://app.example/tb",
+            "a rule off the allowed origins never gets a token"
         );
     }
 }

@@ -22,6 +22,7 @@ pub mod memory;
 pub mod platform;
 pub mod platform_cache;
 pub mod random;
+pub mod registration;
 pub mod services;
 pub mod signer;
 pub mod state;

@@ -7,6 +7,10 @@
 use crate::error::StoreError;
 use crate::keys::{KeySetCache, SharedKeySet};
 use crate::platform::{Deployment, Platform, PlatformStore, Saved};
+use crate::registration::store::{decode_cursor, encode_cursor};
+use crate::registration::{
+    PageError, PageRequest, PlatformAdmin, PlatformPage, Removed, RouteSet, RoutesChanged,
+};
 use crate::services::keys::{ServiceKeyRecord, ServiceKeyStore};
 use crate::services::records::{
     ContextRecord, LaunchRecord, LaunchWrites, LinkRecord, ServiceRecords,
@@ -31,6 +35,18 @@ pub struct Snapshot {
     pub contexts: Vec<ContextRecord>,
     #[serde(default)]
     pub links: Vec<LinkRecord>,
+    #[serde(default)]
+    pub routes: Vec<StoredRoutes>,
+}
+
+/// The routing rules of one registration, as the dev server persists them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredRoutes {
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(flatten)]
+    pub set: RouteSet,
 }
 
 /// A service key as the dev server persists it (the hash included).
@@ -62,6 +78,7 @@ struct Inner {
     launches: HashMap<String, LaunchRecord>,
     contexts: BTreeMap<(uuid::Uuid, String), ContextRecord>,
     links: BTreeMap<(uuid::Uuid, String, String), LinkRecord>,
+    routes: BTreeMap<(String, String), RouteSet>,
 }
 
 /// Every port in one process-local store.
@@ -119,6 +136,9 @@ impl MemoryStore {
                     l,
                 );
             }
+            for r in snapshot.routes {
+                inner.routes.insert((r.issuer, r.client_id), r.set);
+            }
             for k in snapshot.service_keys {
                 inner.service_keys.insert(
                     k.id.clone(),
@@ -144,6 +164,15 @@ impl MemoryStore {
             users: inner.users.values().cloned().collect(),
             contexts: inner.contexts.values().cloned().collect(),
             links: inner.links.values().cloned().collect(),
+            routes: inner
+                .routes
+                .iter()
+                .map(|((issuer, client_id), set)| StoredRoutes {
+                    issuer: issuer.clone(),
+                    client_id: client_id.clone(),
+                    set: set.clone(),
+                })
+                .collect(),
             service_keys: inner
                 .service_keys
                 .values()
@@ -286,6 +315,134 @@ impl PlatformStore for MemoryStore {
         );
         self.lock().deployments.entry(key).or_insert(deployment);
         Ok(())
+    }
+
+    async fn routes(&self, issuer: &str, client_id: &str) -> Result<Option<RouteSet>, StoreError> {
+        Ok(self
+            .lock()
+            .routes
+            .get(&(issuer.to_string(), client_id.to_string()))
+            .cloned())
+    }
+}
+
+#[async_trait]
+impl PlatformAdmin for MemoryStore {
+    async fn platform_by_id(&self, id: uuid::Uuid) -> Result<Option<Platform>, StoreError> {
+        Ok(self.lock().platforms.values().find(|p| p.id == id).cloned())
+    }
+
+    async fn platform_page(&self, request: &PageRequest) -> Result<PlatformPage, PageError> {
+        use std::ops::Bound;
+        let issuer = request.issuer.as_deref();
+        let after: Option<(String, String)> = request
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, issuer))
+            .transpose()?;
+        let inner = self.lock();
+        let start = match after {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Unbounded,
+        };
+        let mut platforms: Vec<Platform> = inner
+            .platforms
+            .range((start, Bound::Unbounded))
+            .map(|(_, p)| p)
+            .filter(|p| issuer.is_none_or(|i| p.issuer == i))
+            .take(request.limit.saturating_add(1))
+            .cloned()
+            .collect();
+        let next_cursor = if platforms.len() > request.limit {
+            platforms.truncate(request.limit);
+            platforms
+                .last()
+                .map(|p| encode_cursor(&(&p.issuer, &p.client_id), issuer))
+        } else {
+            None
+        };
+        Ok(PlatformPage {
+            platforms,
+            next_cursor,
+        })
+    }
+
+    async fn deployments(
+        &self,
+        issuer: &str,
+        client_id: &str,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        Ok(self
+            .lock()
+            .deployments
+            .values()
+            .filter(|d| d.issuer == issuer && d.client_id == client_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_deployment(
+        &self,
+        issuer: &str,
+        client_id: &str,
+        deployment_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .deployments
+            .remove(&(
+                issuer.to_string(),
+                client_id.to_string(),
+                deployment_id.to_string(),
+            ))
+            .is_some())
+    }
+
+    async fn delete_platform(&self, platform: &Platform) -> Result<Removed, StoreError> {
+        let mut inner = self.lock();
+        let key = (platform.issuer.clone(), platform.client_id.clone());
+        if inner
+            .platforms
+            .get(&key)
+            .is_none_or(|p| p.id != platform.id)
+        {
+            return Ok(Removed::default());
+        }
+        inner.platforms.remove(&key);
+        let before = inner.deployments.len();
+        inner
+            .deployments
+            .retain(|(i, c, _), _| (i, c) != (&key.0, &key.1));
+        let deployments = before - inner.deployments.len();
+        let routes = inner
+            .routes
+            .remove(&key)
+            .map_or(0, |set| set.rules_of(platform.id).len());
+        inner.contexts.retain(|(id, _), _| *id != platform.id);
+        inner.links.retain(|(id, _, _), _| *id != platform.id);
+        Ok(Removed {
+            deployments,
+            routes,
+        })
+    }
+
+    async fn save_routes(
+        &self,
+        issuer: &str,
+        client_id: &str,
+        set: &RouteSet,
+        expected_version: u64,
+    ) -> Result<Result<(), RoutesChanged>, StoreError> {
+        let mut inner = self.lock();
+        let key = (issuer.to_string(), client_id.to_string());
+        let current = inner.routes.get(&key).map_or(0, |s| s.version);
+        if current != expected_version {
+            return Ok(Err(RoutesChanged));
+        }
+        let mut stored = set.clone();
+        stored.version = expected_version + 1;
+        inner.routes.insert(key, stored);
+        Ok(Ok(()))
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::config::ToolConfig;
 use crate::error::{ErrorKind, Problem, StoreError};
 use crate::limits;
+use crate::registration::routing::RouteSet;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -110,13 +111,16 @@ pub struct Deployment {
 
 /// What a launch on a cold instance reads, in one store call (a `BatchGetItem` on
 /// DynamoDB): the registration, the deployment, the registration's platform keys as an
-/// instance kept them, and the tool's public key as a function cached it.
+/// instance kept them, the tool's public key as a function cached it, and the
+/// registration's routing rules.
 #[derive(Debug, Clone, Default)]
 pub struct ColdStart {
     pub platform: Option<Platform>,
     pub deployment: Option<Deployment>,
     pub key_set: Option<crate::keys::SharedKeySet>,
     pub tool_key: Option<crate::signer::PublicJwk>,
+    /// The registration's routing rules (`None`: it has none), read with it.
+    pub routes: Option<crate::registration::RouteSet>,
 }
 
 /// What a cold launch asks for (every part derived from the unverified token: only
@@ -176,26 +180,74 @@ pub trait PlatformStore: Send + Sync {
     ) -> Result<Option<Deployment>, StoreError>;
     /// Records a deployment; saving one that exists changes nothing.
     async fn save_deployment(&self, deployment: Deployment) -> Result<(), StoreError>;
+    /// The routing rules of the registration (issuer, client_id), if any were ever
+    /// written: one small record read by key (a launch reads it once its token is
+    /// verified; warm instances cache it with the registration). Check
+    /// [`RouteSet::rules_of`] against the registration's id before using them.
+    async fn routes(&self, issuer: &str, client_id: &str) -> Result<Option<RouteSet>, StoreError>;
 }
 
-/// What an admin sends to register a platform (`POST /admin/platforms`).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// What an admin sends to register a platform (`POST /admin/platforms`, `PUT` and,
+/// merged onto the stored registration, `PATCH /admin/platforms/{id}`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlatformInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_login_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_token_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyset_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_audience: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accept_new_deployments: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ags_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nrps_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_profile: Option<LaunchProfile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landing_url: Option<String>,
+    /// Whose users the registration's launches belong to (see [`Platform::user_scope`]):
+    /// only for a new registration (an import keeps the app user ids it had); a
+    /// registration's scope never changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_scope: Option<String>,
+}
+
+impl From<&Platform> for PlatformInput {
+    /// The registration as input again: what `PATCH` merges onto, what an export holds.
+    fn from(p: &Platform) -> Self {
+        Self {
+            issuer: Some(p.issuer.clone()),
+            client_id: Some(p.client_id.clone()),
+            name: Some(p.name.clone()),
+            auth_login_url: Some(p.auth_login_url.clone()),
+            auth_token_url: Some(p.auth_token_url.clone()),
+            keyset_url: Some(p.keyset_url.clone()),
+            deployment_id: None,
+            token_audience: p.token_audience.clone(),
+            accept_new_deployments: Some(p.accept_new_deployments),
+            ags_endpoint: p.ags_endpoint.clone(),
+            nrps_endpoint: p.nrps_endpoint.clone(),
+            launch_profile: Some(p.launch_profile),
+            audience: p.audience.clone(),
+            landing_url: p.landing_url.clone(),
+            user_scope: Some(p.effective_user_scope().to_string()),
+        }
+    }
 }
 
 /// One invalid field of a request (a registration, a services call).
@@ -225,7 +277,7 @@ pub use crate::url_policy::is_loopback_host;
 
 /// A landing URL receives app tokens: it must be an absolute URL without credentials
 /// or fragment on the app's origin or one of `LTI_ALLOWED_APP_ORIGINS`.
-fn check_landing_url(value: &str, config: &ToolConfig) -> Result<(), String> {
+pub(crate) fn check_landing_url(value: &str, config: &ToolConfig) -> Result<(), String> {
     let url = Url::parse(value).map_err(|_| "must be an absolute URL".to_string())?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain a user name or password".into());
@@ -342,6 +394,19 @@ impl PlatformInput {
                 });
             }
         }
+        let user_scope = self
+            .user_scope
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
+        if user_scope
+            .as_ref()
+            .is_some_and(|v| v.len() > limits::MAX_URL_LEN)
+        {
+            errors.push(FieldError {
+                field: "userScope".into(),
+                message: format!("is longer than {} bytes", limits::MAX_URL_LEN),
+            });
+        }
         let launch_profile = self.launch_profile.unwrap_or_default();
         if launch_profile == LaunchProfile::Direct && audience.is_none() {
             errors.push(FieldError {
@@ -368,7 +433,7 @@ impl PlatformInput {
                 launch_profile,
                 audience,
                 landing_url,
-                user_scope: None,
+                user_scope,
                 created_at: now,
                 updated_at: now,
             },

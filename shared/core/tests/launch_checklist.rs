@@ -298,6 +298,23 @@ async fn tokens_with_a_bad_header_key_or_signature_are_rejected() {
             "LTI_JWT_MALFORMED",
         ),
         (
+            "signature is not base64url",
+            Box::new(|c| {
+                let token = sign(&header(), c, platform_key());
+                let (signed, _) = token.rsplit_once('.').expect("three parts");
+                format!("{signed}.not*base64")
+            }),
+            "LTI_JWT_MALFORMED",
+        ),
+        (
+            "payload is a JSON array, not a claims object",
+            Box::new(|c| {
+                let values: Vec<Value> = c.as_object().expect("claims").values().cloned().collect();
+                sign(&header(), &Value::Array(values), platform_key())
+            }),
+            "LTI_JWT_MALFORMED",
+        ),
+        (
             "header is not JSON",
             Box::new(|c| format!("bm90anNvbg.{}.c2ln", b64(c))),
             "LTI_JWT_MALFORMED",

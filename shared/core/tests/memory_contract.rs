@@ -24,3 +24,19 @@ async fn the_memory_key_set_cache_meets_the_contract() {
 async fn the_memory_service_key_store_meets_the_contract() {
     lti_core::contract::service_key_store_contract(&MemoryStore::new()).await;
 }
+
+#[tokio::test]
+async fn the_memory_store_meets_the_platform_admin_contract() {
+    lti_core::contract::platform_admin_contract(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn the_platform_cache_meets_the_platform_admin_contract() {
+    // Admin calls go through the cache on the services function: what it answers
+    // must be what the store holds, right after every write.
+    let cache = lti_core::platform_cache::CachedPlatformStore::new(
+        Arc::new(MemoryStore::new()),
+        Arc::new(lti_core::clock::FixedClock::at(1_900_000_000)),
+    );
+    lti_core::contract::platform_admin_contract(&cache).await;
+}

@@ -85,6 +85,8 @@ pub struct DevServer {
     pub platform: Arc<DemoPlatform>,
     /// The embedded store (tests read it).
     pub store: Arc<FileStore>,
+    /// The admin API's audit lines (also logged).
+    pub audit: Arc<lti_core::registration::audit::MemoryAudit>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -156,7 +158,10 @@ impl DevServer {
             .map_err(|e| DevError::Setup(e.to_string()))?;
         let signer: Arc<LocalRsaSigner> = Arc::new(tool_key);
         let random: Arc<dyn Random> = Arc::new(SystemRandom);
-        let tool = ToolRouter {
+        let audit = Arc::new(lti_core::registration::audit::MemoryAudit::forwarding_to(
+            Box::new(LoggedAudit),
+        ));
+        let mut tool = ToolRouter {
             base_path: config.base_url.path().to_string(),
             login: LoginHandler {
                 service: LoginService {
@@ -197,6 +202,7 @@ impl DevServer {
                 users: store.clone(),
             }),
         };
+        tool.services.audit = audit.clone();
         // The app backend's service key: LTI_SERVICE_KEY, else one generated once.
         let chosen = options
             .settings
@@ -257,6 +263,7 @@ impl DevServer {
             service_key_generated,
             platform,
             store,
+            audit,
             shutdown: Some(tx),
             task,
         })
@@ -326,6 +333,17 @@ impl DevServer {
             client = platform::CLIENT_ID,
             dep = platform::DEPLOYMENT_ID,
         )
+    }
+}
+
+/// Audit lines in the dev server's log.
+struct LoggedAudit;
+
+impl lti_core::registration::audit::AuditSink for LoggedAudit {
+    fn record(&self, entry: &lti_core::registration::audit::AuditEntry) {
+        if let Ok(line) = serde_json::to_string(entry) {
+            tracing::info!(target: "audit", "{line}");
+        }
     }
 }
 

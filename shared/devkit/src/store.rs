@@ -9,6 +9,9 @@ use async_trait::async_trait;
 use lti_core::error::StoreError;
 use lti_core::memory::{MemoryStore, Snapshot};
 use lti_core::platform::{Deployment, Platform, PlatformStore, Saved};
+use lti_core::registration::{
+    PageError, PageRequest, PlatformAdmin, PlatformPage, Removed, RouteSet, RoutesChanged,
+};
 use lti_core::services::keys::{ServiceKeyRecord, ServiceKeyStore};
 use lti_core::services::records::{
     ContextRecord, LaunchRecord, LaunchWrites, LinkRecord, ServiceRecords,
@@ -197,6 +200,58 @@ impl PlatformStore for FileStore {
     async fn save_deployment(&self, deployment: Deployment) -> Result<(), StoreError> {
         self.memory.save_deployment(deployment).await?;
         self.persist()
+    }
+    async fn routes(&self, issuer: &str, client_id: &str) -> Result<Option<RouteSet>, StoreError> {
+        self.memory.routes(issuer, client_id).await
+    }
+}
+
+#[async_trait]
+impl PlatformAdmin for FileStore {
+    async fn platform_by_id(&self, id: uuid::Uuid) -> Result<Option<Platform>, StoreError> {
+        self.memory.platform_by_id(id).await
+    }
+    async fn platform_page(&self, request: &PageRequest) -> Result<PlatformPage, PageError> {
+        self.memory.platform_page(request).await
+    }
+    async fn deployments(
+        &self,
+        issuer: &str,
+        client_id: &str,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        self.memory.deployments(issuer, client_id).await
+    }
+    async fn delete_deployment(
+        &self,
+        issuer: &str,
+        client_id: &str,
+        deployment_id: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = self
+            .memory
+            .delete_deployment(issuer, client_id, deployment_id)
+            .await?;
+        self.persist()?;
+        Ok(deleted)
+    }
+    async fn delete_platform(&self, platform: &Platform) -> Result<Removed, StoreError> {
+        let removed = self.memory.delete_platform(platform).await?;
+        self.persist()?;
+        Ok(removed)
+    }
+    async fn save_routes(
+        &self,
+        issuer: &str,
+        client_id: &str,
+        set: &RouteSet,
+        expected_version: u64,
+    ) -> Result<Result<(), RoutesChanged>, StoreError> {
+        let saved = self
+            .memory
+            .save_routes(issuer, client_id, set, expected_version)
+            .await?;
+        self.persist()?;
+        Ok(saved)
     }
 }
 

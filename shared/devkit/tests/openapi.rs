@@ -194,6 +194,146 @@ async fn every_answer_of_the_services_matches_the_openapi_document() {
     )
     .await;
 
+    // Registrations, deployments and routing rules (admin).
+    let platforms = "/admin/platforms";
+    let auth = [("authorization", admin.as_str())];
+    let moodle = json!({
+        "issuer": "https://moodle.example.edu", "clientId": "docs", "name": "Moodle",
+        "authLoginUrl": "https://moodle.example.edu/auth", "authTokenUrl": "https://moodle.example.edu/token",
+        "keysetUrl": "https://moodle.example.edu/jwks", "deploymentId": "1"
+    });
+    let (_, saved) = c
+        .call(M::POST, platforms, platforms, &auth, Some(moodle.clone()))
+        .await;
+    c.call(M::POST, platforms, platforms, &auth, Some(moodle))
+        .await;
+    c.call(
+        M::POST,
+        platforms,
+        platforms,
+        &auth,
+        Some(json!({"issuer": "ftp://x"})),
+    )
+    .await;
+    let (_, page) = c
+        .call(M::GET, platforms, "/admin/platforms?limit=1", &auth, None)
+        .await;
+    assert!(page["nextCursor"].is_string());
+    c.call(M::GET, platforms, "/admin/platforms?limit=0", &auth, None)
+        .await;
+    c.call(M::GET, platforms, platforms, &[], None).await;
+    let one = format!("{platforms}/{}", saved["id"].as_str().expect("id"));
+    let by_id = "/admin/platforms/{id}";
+    c.call(M::GET, by_id, &one, &auth, None).await;
+    c.call(
+        M::GET,
+        by_id,
+        &format!("{platforms}/{}", uuid::Uuid::nil()),
+        &auth,
+        None,
+    )
+    .await;
+    c.call(
+        M::PATCH,
+        by_id,
+        &one,
+        &auth,
+        Some(json!({"name": "Moodle 4.5"})),
+    )
+    .await;
+    c.call(M::PATCH, by_id, &one, &auth, Some(json!({"name": null})))
+        .await;
+    let mut whole = saved.clone();
+    for generated in [
+        "id",
+        "createdAt",
+        "updatedAt",
+        "userIdentity",
+        "userScope",
+        "deploymentId",
+    ] {
+        whole.as_object_mut().expect("object").remove(generated);
+    }
+    c.call(M::PUT, by_id, &one, &auth, Some(whole)).await;
+    let deployments = format!("{one}/deployments");
+    let deps = "/admin/platforms/{id}/deployments";
+    c.call(
+        M::POST,
+        deps,
+        &deployments,
+        &auth,
+        Some(json!({"deploymentId": "2"})),
+    )
+    .await;
+    c.call(
+        M::POST,
+        deps,
+        &deployments,
+        &auth,
+        Some(json!({"deploymentId": "2"})),
+    )
+    .await;
+    c.call(
+        M::POST,
+        deps,
+        &deployments,
+        &auth,
+        Some(json!({"deploymentId": ""})),
+    )
+    .await;
+    c.call(M::GET, deps, &deployments, &auth, None).await;
+    let dep = "/admin/platforms/{id}/deployments/{deploymentId}";
+    c.call(M::DELETE, dep, &format!("{deployments}/2"), &auth, None)
+        .await;
+    c.call(M::DELETE, dep, &format!("{deployments}/2"), &auth, None)
+        .await;
+    let routes = format!("{one}/routes");
+    let rts = "/admin/platforms/{id}/routes";
+    let (_, rule) = c
+        .call(
+            M::POST,
+            rts,
+            &routes,
+            &auth,
+            Some(json!({"contextId": "sales", "claims": {"groupId": 7}})),
+        )
+        .await;
+    c.call(
+        M::POST,
+        rts,
+        &routes,
+        &auth,
+        Some(json!({"contextId": "sales", "claims": {"groupId": 8}})),
+    )
+    .await;
+    c.call(
+        M::POST,
+        rts,
+        &routes,
+        &auth,
+        Some(json!({"landingUrl": "https://evil.example/"})),
+    )
+    .await;
+    c.call(M::GET, rts, &routes, &auth, None).await;
+    let rt = "/admin/platforms/{id}/routes/{routeId}";
+    let rule_path = format!("{routes}/{}", rule["id"].as_str().expect("id"));
+    c.call(M::DELETE, rt, &rule_path, &auth, None).await;
+    c.call(M::DELETE, rt, &rule_path, &auth, None).await;
+    c.call(M::GET, "/lti/config", "/lti/config", &auth, None)
+        .await;
+    c.call(M::GET, "/lti/config", "/lti/config", &[], None)
+        .await;
+    c.call(
+        M::GET,
+        "/lti/config/canvas.json",
+        "/lti/config/canvas.json",
+        &[],
+        None,
+    )
+    .await;
+    c.call(M::DELETE, by_id, &one, &auth, None).await;
+    c.call(M::DELETE, by_id, &one, &auth, None).await;
+
     let staff = [
         ("x-api-key", key.as_str()),
         ("authorization", &bearer(&teacher)),

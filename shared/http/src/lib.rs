@@ -23,6 +23,17 @@ pub type HttpResponse = http::Response<bytes::Bytes>;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// The AWS identity API Gateway authenticated for this request (`AWS_IAM` routes:
+/// `requestContext.authorizer.iam`), set by the Lambda glue from the event — never
+/// from anything the client sends. The admin API trusts it in `LTI_ADMIN_AUTH=iam`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayIdentity {
+    /// The caller's ARN (`userArn`).
+    pub arn: String,
+    /// The caller's account.
+    pub account_id: Option<String>,
+}
+
 /// The request id of `request`, or `-` if the caller set none.
 pub fn request_id(request: &HttpRequest) -> String {
     request

@@ -132,6 +132,13 @@ fn admin(method: &str, token: Option<&str>, body: Value) -> HttpRequest {
         .expect("request")
 }
 
+fn get_admin(uri: &str) -> HttpRequest {
+    http::Request::get(uri)
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(Bytes::new())
+        .expect("request")
+}
+
 fn body_json(response: &http::Response<Bytes>) -> Value {
     serde_json::from_slice(response.body()).expect("json body")
 }
@@ -501,9 +508,25 @@ async fn an_invalid_registration_lists_every_bad_field_and_stores_nothing() {
 }
 
 #[tokio::test]
-async fn the_config_endpoint_gives_the_values_to_paste_into_an_lms() {
-    let (router, _) = make_router(config(&[])).await;
-    let response = router.handle(get("https://tool.example/lti/config")).await;
+async fn the_config_endpoint_gives_the_values_to_paste_into_an_lms_to_admins_only() {
+    let (router, _) = make_router(config(&[("LTI_ADMIN_TOKEN", ADMIN)])).await;
+    for denied in [
+        get("https://tool.example/lti/config"),
+        http::Request::get("https://tool.example/lti/config")
+            .header("authorization", "Bearer wrong")
+            .body(Bytes::new())
+            .expect("request"),
+    ] {
+        let response = router.handle(denied).await;
+        assert_eq!(
+            (response.status().as_u16(), code(&response).as_str()),
+            (401, "ADMIN_UNAUTHORIZED")
+        );
+    }
+    let response = router
+        .handle(get_admin("https://tool.example/lti/config"))
+        .await;
+    assert_eq!(response.status(), 200);
     let body = body_json(&response);
     assert_eq!(body["loginUrl"], "https://tool.example/lti/login");
     assert_eq!(body["redirectUrl"], "https://tool.example/lti/launch");
@@ -512,20 +535,175 @@ async fn the_config_endpoint_gives_the_values_to_paste_into_an_lms() {
         "https://tool.example/.well-known/jwks.json"
     );
     assert_eq!(body["domain"], "tool.example");
+    assert_eq!(
+        body["canvasConfigUrl"],
+        "https://tool.example/lti/config/canvas.json"
+    );
+    let moodle: Vec<(&str, &str)> = body["moodle"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .map(|f| {
+            (
+                f["field"].as_str().unwrap_or(""),
+                f["value"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    for expected in [
+        ("Tool URL", "https://tool.example/lti/launch"),
+        ("LTI version", "LTI 1.3"),
+        ("Public key type", "Keyset URL"),
+        (
+            "Public keyset",
+            "https://tool.example/.well-known/jwks.json",
+        ),
+        ("Initiate login URL", "https://tool.example/lti/login"),
+        ("Redirection URI(s)", "https://tool.example/lti/launch"),
+    ] {
+        assert!(moodle.contains(&expected), "{expected:?} in {moodle:?}");
+    }
+    assert_eq!(
+        body["canvas"],
+        lti_http::handlers::canvas_json(&config(&[])),
+        "the Canvas JSON is part of it"
+    );
+    // The Canvas JSON alone is public: Canvas fetches it by URL without credentials.
+    let canvas = router
+        .handle(get("https://tool.example/lti/config/canvas.json"))
+        .await;
+    assert_eq!(canvas.status(), 200);
+    assert_eq!(body_json(&canvas), body["canvas"]);
+}
+
+/// Canvas's published schema of an LTI 1.3 developer key JSON configuration
+/// (`Schemas::Lti::ToolConfiguration` in canvas-lms, and the "Anatomy of a JSON
+/// configuration" table of its `lti_dev_key_config` document): the required fields,
+/// their types and the allowed values of the enumerations this tool uses.
+#[tokio::test]
+async fn the_canvas_json_has_every_field_canvas_requires_with_allowed_values() {
+    let (router, _) = make_router(config(&[])).await;
+    let canvas = body_json(
+        &router
+            .handle(get("https://tool.example/lti/config/canvas.json"))
+            .await,
+    );
+    for required in [
+        "title",
+        "description",
+        "target_link_uri",
+        "oidc_initiation_url",
+    ] {
+        assert!(
+            canvas[required].as_str().is_some_and(|v| !v.is_empty()),
+            "{required} is a required string"
+        );
+    }
+    assert_eq!(
+        canvas["oidc_initiation_url"],
+        "https://tool.example/lti/login"
+    );
+    assert_eq!(canvas["target_link_uri"], "https://tool.example/lti/launch");
+    // public_jwk_url is required when public_jwk is omitted.
+    assert!(canvas.get("public_jwk").is_none());
+    assert_eq!(
+        canvas["public_jwk_url"],
+        "https://tool.example/.well-known/jwks.json"
+    );
+    let allowed_scopes = [
+        "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+        "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+        "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+        "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
+        "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+        "https://canvas.instructure.com/lti/public_jwk/scope/update",
+    ];
+    let scopes: Vec<&str> = canvas["scopes"]
+        .as_array()
+        .expect("scopes is a string array")
+        .iter()
+        .map(|s| s.as_str().expect("string"))
+        .collect();
+    assert!(
+        scopes.iter().all(|s| allowed_scopes.contains(s)),
+        "{scopes:?}"
+    );
+    assert!(scopes.contains(&"https://purl.imsglobal.org/spec/lti-ags/scope/score"));
+    assert!(scopes
+        .contains(&"https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"));
+    let extensions = canvas["extensions"]
+        .as_array()
+        .expect("extensions is an array");
+    assert_eq!(extensions.len(), 1);
+    let extension = &extensions[0];
+    // Each extension requires platform and settings; settings requires placements.
+    assert_eq!(extension["platform"], "canvas.instructure.com");
+    assert_eq!(extension["domain"], "tool.example");
+    assert!(["anonymous", "public", "name_only", "email_only"]
+        .contains(&extension["privacy_level"].as_str().expect("privacy_level")));
+    let placements = extension["settings"]["placements"]
+        .as_array()
+        .expect("settings.placements is an array");
+    let mut seen = Vec::new();
+    for placement in placements {
+        let name = placement["placement"]
+            .as_str()
+            .expect("placement is required");
+        let message_type = placement["message_type"].as_str().expect("message_type");
+        assert!(["LtiResourceLinkRequest", "LtiDeepLinkingRequest"].contains(&message_type));
+        // Canvas's placements by message type (Lti::ResourcePlacement).
+        let supported: &[&str] = match message_type {
+            "LtiDeepLinkingRequest" => &["assignment_selection", "link_selection", "editor_button"],
+            _ => &[
+                "course_navigation",
+                "assignment_selection",
+                "link_selection",
+            ],
+        };
+        assert!(supported.contains(&name), "{name} with {message_type}");
+        assert_eq!(
+            placement["target_link_uri"],
+            "https://tool.example/lti/launch"
+        );
+        for text in ["text", "target_link_uri"] {
+            assert!(placement[text].is_string(), "{text} is a string");
+        }
+        seen.push((name, message_type));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("course_navigation", "LtiResourceLinkRequest"),
+            ("link_selection", "LtiDeepLinkingRequest"),
+            ("assignment_selection", "LtiDeepLinkingRequest"),
+        ]
+    );
+    assert!(canvas["custom_fields"].is_object());
 }
 
 #[tokio::test]
 async fn a_tool_under_a_path_prefix_routes_by_the_relative_path() {
-    let (router, _) = make_router(config(&[("LTI_BASE_URL", "https://api.example/prod")])).await;
+    let (router, _) = make_router(config(&[
+        ("LTI_BASE_URL", "https://api.example/prod"),
+        ("LTI_ADMIN_TOKEN", ADMIN),
+    ]))
+    .await;
     let response = router
         .handle(get("https://api.example/prod/lti/jwks"))
         .await;
     assert_eq!(response.status(), 200);
     let response = router
-        .handle(get_json("https://api.example/prod/lti/config"))
+        .handle(get_admin("https://api.example/prod/lti/config"))
         .await;
     assert_eq!(
         body_json(&response)["loginUrl"],
+        "https://api.example/prod/lti/login"
+    );
+    let response = router
+        .handle(get("https://api.example/prod/lti/config/canvas.json"))
+        .await;
+    assert_eq!(
+        body_json(&response)["oidc_initiation_url"],
         "https://api.example/prod/lti/login"
     );
 }
@@ -545,8 +723,19 @@ async fn a_direct_platform_is_registered_by_an_admin_and_its_values_are_shown_by
     assert_eq!(created.status(), 201);
     assert_eq!(body_json(&created)["launchProfile"], "direct");
 
-    let response = router
+    // What a direct-launch platform asks for: the admin reads it from the tool and
+    // enters it in the platform; nobody else may ask which platforms are registered.
+    let anonymous = router
         .handle(get(
+            "https://tool.example/lti/config?issuer=https%3A%2F%2Ftimeback.example&clientId=tb",
+        ))
+        .await;
+    assert_eq!(
+        (anonymous.status().as_u16(), code(&anonymous).as_str()),
+        (401, "ADMIN_UNAUTHORIZED")
+    );
+    let response = router
+        .handle(get_admin(
             "https://tool.example/lti/config?issuer=https%3A%2F%2Ftimeback.example&clientId=tb",
         ))
         .await;
@@ -568,7 +757,7 @@ async fn a_direct_platform_is_registered_by_an_admin_and_its_values_are_shown_by
     );
 
     let standard = router
-        .handle(get_json("https://tool.example/lti/config?issuer=https%3A%2F%2Flms.example.edu&clientId=client-1"))
+        .handle(get_admin("https://tool.example/lti/config?issuer=https%3A%2F%2Flms.example.edu&clientId=client-1"))
         .await;
     assert_eq!(
         standard.status(),

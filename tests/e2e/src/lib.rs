@@ -12,7 +12,7 @@ pub fn function_for(path: &str) -> Option<&'static str> {
         "/lti/login" => Some("login"),
         "/lti/launch" => Some("launch"),
         "/.well-known/jwks.json" | "/lti/jwks" => Some("jwks"),
-        "/lti/config" | "/lti/deep-link" => Some("services"),
+        "/lti/config" | "/lti/config/canvas.json" | "/lti/deep-link" => Some("services"),
         p if [
             "/admin/",
             "/services/",

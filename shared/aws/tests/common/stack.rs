@@ -115,12 +115,11 @@ impl Lms {
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
 
-    /// Login then launch through the login and launch functions, with the claims of a
-    /// resource-link launch of `sub` changed by `edit`; returns the app token.
-    pub async fn launch(&self, env: &Env, sub: &str, edit: impl FnOnce(&mut Value)) -> String {
-        let var = env.var();
-        let login = ready(functions::login(&env.clients, &var));
-        let launch = ready(functions::launch(&env.clients, &var));
+    /// A login initiation answered by `login`: (state, nonce, cookie header).
+    pub async fn login_with(
+        &self,
+        login: &lti_http::handlers::LoginHandler,
+    ) -> (String, String, String) {
         let query = serde_urlencoded::to_string([
             ("iss", ISS),
             ("login_hint", "h"),
@@ -148,11 +147,17 @@ impl Lms {
             .filter_map(|v| v.split(';').next())
             .map(str::to_string)
             .collect();
+        (q["state"].clone(), q["nonce"].clone(), cookies.join("; "))
+    }
+
+    /// The signed id_token of a resource-link launch of `sub` answering `nonce`, with
+    /// its claims changed by `edit`.
+    pub fn id_token(&self, sub: &str, nonce: &str, edit: impl FnOnce(&mut Value)) -> String {
         let now = SystemClock.now();
         let lti = "https://purl.imsglobal.org/spec/lti/claim/";
         let mut claims = json!({
             "iss": ISS, "aud": self.client_id, "sub": sub, "iat": now, "exp": now + 300,
-            "nonce": q["nonce"],
+            "nonce": nonce,
             format!("{lti}message_type"): "LtiResourceLinkRequest",
             format!("{lti}version"): "1.3.0",
             format!("{lti}deployment_id"): "inst-1",
@@ -161,19 +166,41 @@ impl Lms {
             format!("{lti}roles"): [],
         });
         edit(&mut claims);
-        let token = self.sign(&claims);
+        self.sign(&claims)
+    }
+
+    /// Posts `token` and `state` (with `cookie`) to `launch`.
+    pub async fn post_launch_with(
+        &self,
+        launch: &lti_http::handlers::LaunchHandler,
+        token: &str,
+        state: &str,
+        cookie: &str,
+    ) -> HttpResponse {
         let mut post = request(
             "POST",
             "/lti/launch",
             "application/x-www-form-urlencoded",
-            serde_urlencoded::to_string([("id_token", token.as_str()), ("state", &q["state"])])
-                .expect("form"),
+            serde_urlencoded::to_string([("id_token", token), ("state", state)]).expect("form"),
         );
         post.headers_mut().insert(
             "cookie",
-            http::HeaderValue::from_str(&cookies.join("; ")).expect("cookie"),
+            http::HeaderValue::from_str(cookie).expect("cookie"),
         );
-        let response = launch.handle(post).await;
+        launch.handle(post).await
+    }
+
+    /// Login then launch through the login and launch functions, with the claims of a
+    /// resource-link launch of `sub` changed by `edit`; returns the app token.
+    pub async fn launch(&self, env: &Env, sub: &str, edit: impl FnOnce(&mut Value)) -> String {
+        let var = env.var();
+        let login = ready(functions::login(&env.clients, &var));
+        let launch = ready(functions::launch(&env.clients, &var));
+        let (state, nonce, cookie) = self.login_with(&login).await;
+        let token = self.id_token(sub, &nonce, edit);
+        let response = self
+            .post_launch_with(&launch, &token, &state, &cookie)
+            .await;
         assert_eq!(
             response.status(),
             200,

@@ -49,6 +49,10 @@ pub struct LaunchContext {
     /// each, e.g. "context.type was a string; read as a one-element list". Also logged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The routing rule that matched this launch (its id and claims), if any
+    /// ([`crate::registration::routing`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<crate::registration::AppRoute>,
 }
 
 /// The launching user.
@@ -663,5 +667,7 @@ pub(super) fn normalize(
         timeback,
         extensions: claims,
         warnings: l.warnings,
+        // Given by the launcher once the registration's rules are read.
+        route: None,
     })
 }

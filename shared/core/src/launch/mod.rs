@@ -235,7 +235,7 @@ impl Launcher {
         let nonce = launch.nonce.clone().ok_or(LaunchError::NonceMissing)?;
         // Everything that can fail before the hand-off is done before the state is
         // consumed, so a refused launch never uses up the user's login.
-        let (prepared, writes) = self.prepare(&mut launch, now)?;
+        let (prepared, writes) = self.prepare(&mut launch, now).await?;
         // 7–8. Consume state and nonce once, atomically, with everything the launch
         // writes — and, at the same time, sign the app token. The two do not depend on
         // each other, so the user waits for one round trip, not two; the token is handed
@@ -266,20 +266,35 @@ impl Launcher {
         Ok(signed?)
     }
 
-    /// Gives the launch its id and prepares, before anything is consumed, the app token
-    /// and everything the launch writes (the user, the launch record, the course's and
-    /// the resource link's services).
-    fn prepare(
+    /// Gives the launch its id and its routing rule, and prepares, before anything is
+    /// consumed, the app token and everything the launch writes (the user, the launch
+    /// record, the course's and the resource link's services).
+    async fn prepare(
         &self,
         launch: &mut ValidatedLaunch,
         now: i64,
     ) -> Result<(handoff::Prepared, LaunchWrites), LaunchError> {
         let launch_id = self.random.token(16);
         launch.context.launch_id.clone_from(&launch_id);
+        // The registration's routing rules: one read by key (none when warm).
+        let rules = self
+            .platforms
+            .routes(&launch.platform.issuer, &launch.platform.client_id)
+            .await?;
+        let rule = rules.as_ref().and_then(|set| {
+            crate::registration::routing::resolve(
+                set.rules_of(launch.platform.id),
+                &launch.context.platform.deployment_id,
+                launch.context.context.as_ref().map(|c| c.id.as_str()),
+                &self.config,
+            )
+        });
+        launch.context.route = rule.map(|r| r.app_route());
         let prepared = handoff::prepare(
             &self.config,
             self.random.as_ref(),
             &launch.context,
+            rule.and_then(|r| r.landing_url.as_deref()),
             launch.platform.landing_url.as_deref(),
             now,
         )?;
@@ -318,7 +333,7 @@ impl Launcher {
         };
         // A fixed-size key whatever the token carries (a 2 KB jti is no store error).
         let key = token_hash(&format!("{}\n{}", launch.platform.issuer, once));
-        let (prepared, writes) = self.prepare(&mut launch, now)?;
+        let (prepared, writes) = self.prepare(&mut launch, now).await?;
         // As for a standard launch: recorded once and signed at the same time.
         let (recorded, signed) = tokio::join!(
             self.launches
@@ -396,7 +411,7 @@ impl Launcher {
         profile: Profile,
     ) -> Result<(Platform, Map<String, Value>), LaunchError> {
         // Header and unverified iss/aud: safe to read, only used to choose the key.
-        let (header, payload, _) = jwt::split(token).ok_or(LaunchError::NotAJwt)?;
+        let (header, payload, signature) = jwt::split(token).ok_or(LaunchError::NotAJwt)?;
         let header: Header = jwt::decode_part(header).ok_or(LaunchError::NotAJwt)?;
         match header.alg.as_deref() {
             Some("RS256") => {}
@@ -407,7 +422,12 @@ impl Launcher {
             .kid
             .filter(|k| !k.is_empty())
             .ok_or(LaunchError::KidMissing)?;
-        let peek: Peek = jwt::decode_part(payload).ok_or(LaunchError::NotAJwt)?;
+        // The payload is parsed once: its iss/aud/azp choose the registration and its
+        // key now, and the same claims are returned once the signature is checked.
+        let payload: Value = jwt::decode_part(payload)
+            .filter(Value::is_object)
+            .ok_or(LaunchError::NotAJwt)?;
+        let peek = Peek::deserialize(&payload).map_err(|_| LaunchError::NotAJwt)?;
         let issuer = peek
             .iss
             .clone()
@@ -446,32 +466,33 @@ impl Launcher {
                 KeyError::UnknownKid => LaunchError::KidUnknown,
                 KeyError::Fetch(f) => LaunchError::Keys(f),
             })?;
-        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-        // Time and audience are checked below, each with its own error code.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
+        // The signed message is the token up to its last dot (RFC 7515 §5.2).
+        let message = &token[..token.len() - signature.len() - 1];
         let mut verified = Err(LaunchError::SignatureInvalid);
         for key in &keys {
-            verified =
-                jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(|e| {
-                    match e.kind() {
-                        jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                            LaunchError::SignatureInvalid
-                        }
-                        jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
-                            LaunchError::AlgUnsupported("another algorithm".into())
-                        }
-                        _ => LaunchError::NotAJwt,
-                    }
-                });
+            verified = match jsonwebtoken::crypto::verify(
+                signature,
+                message.as_bytes(),
+                key,
+                jsonwebtoken::Algorithm::RS256,
+            ) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(LaunchError::SignatureInvalid),
+                Err(e) => match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::Base64(_) => Err(LaunchError::NotAJwt),
+                    // A key that is not an RSA key cannot have made an RS256 signature.
+                    _ => Err(LaunchError::SignatureInvalid),
+                },
+            };
             // Only a bad signature is worth trying the next key for.
             if !matches!(verified, Err(LaunchError::SignatureInvalid)) {
                 break;
             }
         }
-        let claims = verified?.claims;
+        verified?;
+        let Value::Object(claims) = payload else {
+            return Err(LaunchError::NotAJwt);
+        };
         self.check_times(&claims, now)?;
         Ok((platform, claims))
     }

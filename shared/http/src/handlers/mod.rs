@@ -9,7 +9,8 @@ pub use jwks::JwksHandler;
 pub use launch::LaunchHandler;
 pub use login::LoginHandler;
 pub use services::{
-    DirectLaunchSettings, ServicesDeps, ServicesHandler, ToolSettings, OPENAPI_DOCUMENT,
+    canvas_json, DirectLaunchSettings, FormField, ServicesDeps, ServicesHandler, ToolSettings,
+    OPENAPI_DOCUMENT, SERVICE_SCOPES,
 };
 
 use crate::request::RequestError;
@@ -72,6 +73,7 @@ impl ToolRouter {
             paths::LAUNCH => self.launch.handle(request).await,
             paths::JWKS | paths::JWKS_ALT => self.jwks.handle(request).await,
             p if p == paths::CONFIG
+                || p == paths::CONFIG_CANVAS
                 || p == paths::DEEP_LINK
                 || p.starts_with("/lti/ags/")
                 || p.starts_with("/lti/nrps/")

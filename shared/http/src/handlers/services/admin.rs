@@ -1,16 +1,28 @@
-//! The admin API's registrations: `GET|POST /admin/platforms`.
+//! The admin API's registrations: `GET|POST /admin/platforms`,
+//! `GET|PUT|PATCH|DELETE /admin/platforms/{id}`; who may call it, and the audit line
+//! each change writes. Deployments and routing rules of a registration are in
+//! `admin_deployments.rs` and `admin_routes.rs`.
+
+// A refusal is the response itself, built once per request: boxing it buys nothing.
+#![allow(clippy::result_large_err)]
 
 use super::ServicesHandler;
-use crate::request;
-use crate::{respond, HttpRequest, HttpResponse};
+use crate::request::{self, RequestError};
+use crate::{respond, GatewayIdentity, HttpRequest, HttpResponse};
 use http::StatusCode;
+use lti_core::config::AdminAuth;
 use lti_core::error::{ErrorKind, Problem};
 use lti_core::platform::{
     Deployment, FieldError, InvalidPlatform, LaunchProfile, Platform, PlatformInput,
 };
+use lti_core::platform_cache::DEFAULT_TTL;
+use lti_core::registration::audit::{AdminActor, AuditEntry};
+use lti_core::registration::store::{DEFAULT_PAGE, MAX_PAGE};
+use lti_core::registration::{PageError, PageRequest};
 use serde::Serialize;
+use uuid::Uuid;
 
-/// The admin API refused the caller.
+/// The admin API refused the call.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AdminError {
     /// No admin token is configured, so the admin API is off.
@@ -19,24 +31,76 @@ pub enum AdminError {
     /// The bearer token is missing or wrong.
     #[error("a valid admin bearer token is required")]
     Unauthorized,
+    /// IAM mode, and API Gateway passed no caller identity.
+    #[error("the admin API requires a request signed with AWS credentials (SigV4)")]
+    IamIdentityMissing,
+    /// No registration has this id.
+    #[error("no platform registration has this id")]
+    PlatformNotFound,
+    /// The registration has no such deployment.
+    #[error("this registration has no such deployment")]
+    DeploymentNotFound,
+    /// The registration has no such routing rule.
+    #[error("this registration has no such routing rule")]
+    RouteNotFound,
+    /// Query parameters out of range, every one listed.
+    #[error("the query is invalid: {}", .0.iter().map(|f| format!("{} {}", f.field, f.message)).collect::<Vec<_>>().join("; "))]
+    InvalidQuery(Vec<FieldError>),
+    /// A deployment to add is invalid.
+    #[error("the deployment is invalid: {}", .0.iter().map(|f| format!("{} {}", f.field, f.message)).collect::<Vec<_>>().join("; "))]
+    InvalidDeployment(Vec<FieldError>),
 }
 
 impl Problem for AdminError {
     fn code(&self) -> &'static str {
         match self {
             Self::Disabled => "ADMIN_DISABLED",
-            Self::Unauthorized => "ADMIN_UNAUTHORIZED",
+            Self::Unauthorized | Self::IamIdentityMissing => "ADMIN_UNAUTHORIZED",
+            Self::PlatformNotFound => "ADMIN_PLATFORM_NOT_FOUND",
+            Self::DeploymentNotFound => "ADMIN_DEPLOYMENT_NOT_FOUND",
+            Self::RouteNotFound => "ADMIN_ROUTE_NOT_FOUND",
+            Self::InvalidQuery(_) => "ADMIN_INVALID_QUERY",
+            Self::InvalidDeployment(_) => "ADMIN_INVALID_DEPLOYMENT",
         }
     }
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Disabled => ErrorKind::Unavailable,
-            Self::Unauthorized => ErrorKind::SecurityCheck,
+            Self::Unauthorized | Self::IamIdentityMissing => ErrorKind::SecurityCheck,
+            Self::PlatformNotFound | Self::DeploymentNotFound | Self::RouteNotFound => {
+                ErrorKind::NotFound
+            }
+            Self::InvalidQuery(_) | Self::InvalidDeployment(_) => ErrorKind::BadRequest,
         }
     }
     fn public_message(&self) -> String {
         lti_core::error::sentence(&self.to_string())
     }
+}
+
+/// An admin error as a JSON response, with its fields when it has some.
+pub(super) fn admin_problem(request: &HttpRequest, error: &AdminError) -> HttpResponse {
+    let fields = match error {
+        AdminError::InvalidQuery(f) | AdminError::InvalidDeployment(f) => {
+            serde_json::to_value(f).ok()
+        }
+        _ => None,
+    };
+    let mut response = respond::api_problem(request, error, fields);
+    if matches!(error, AdminError::Unauthorized) {
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+/// The sentence every change that stops launches answers with.
+pub(super) fn propagation(what: &str) -> String {
+    format!(
+        "{what} at once on the instance that answered, and on every other instance within {DEFAULT_TTL} seconds (registrations, deployments and routing rules are cached that long)."
+    )
 }
 
 #[derive(Serialize)]
@@ -47,6 +111,9 @@ struct SavedPlatform {
     #[serde(skip_serializing_if = "Option::is_none")]
     deployment_id: Option<String>,
     user_identity: UserIdentity,
+    /// When the change takes effect (updates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
 }
 
 /// Whose users a registration's launches belong to, as the admin API reports it.
@@ -145,30 +212,268 @@ fn user_identity(saved: &Platform, others: &[Platform]) -> UserIdentity {
 }
 
 impl ServicesHandler {
-    pub(super) async fn list_platforms(&self, request: &HttpRequest) -> HttpResponse {
-        match self.platforms.list_platforms().await {
-            Ok(platforms) => respond::json(
-                StatusCode::OK,
-                &serde_json::json!({ "platforms": platforms }),
-            ),
-            Err(e) => respond::api_problem(request, &e, None),
+    /// Who is calling the admin API, or the refusal as a response: the admin token
+    /// (token mode), or the IAM identity API Gateway authenticated (IAM mode).
+    pub(super) fn admin_caller(&self, request: &HttpRequest) -> Result<AdminActor, HttpResponse> {
+        let outcome = match self.config.admin_auth {
+            AdminAuth::Iam => request
+                .extensions()
+                .get::<GatewayIdentity>()
+                .map(|id| AdminActor::Iam {
+                    arn: id.arn.clone(),
+                    account_id: id.account_id.clone(),
+                })
+                .ok_or(AdminError::IamIdentityMissing),
+            AdminAuth::Token => match self.config.admin_token.as_ref() {
+                None => Err(AdminError::Disabled),
+                Some(expected) => match request::bearer(request) {
+                    Some(token) if expected.matches(token) => Ok(AdminActor::token(token)),
+                    _ => Err(AdminError::Unauthorized),
+                },
+            },
+        };
+        outcome.map_err(|e| admin_problem(request, &e))
+    }
+
+    /// Writes the audit line of one change.
+    pub(super) fn audit(&self, entry: AuditEntry) {
+        self.audit.record(&entry);
+    }
+
+    /// A new audit entry for `action` by `who`, stamped now.
+    pub(super) fn audit_entry(
+        &self,
+        request: &HttpRequest,
+        who: &AdminActor,
+        action: &'static str,
+        platform: Option<&Platform>,
+    ) -> AuditEntry {
+        let mut entry = AuditEntry::new(
+            self.clock.now(),
+            who.clone(),
+            action,
+            crate::request_id(request),
+        );
+        if let Some(p) = platform {
+            entry.platform_id = Some(p.id.to_string());
+            entry.issuer = Some(p.issuer.clone());
+            entry.client_id = Some(p.client_id.clone());
+        }
+        entry
+    }
+
+    /// The registration `id` names, or a 404 response.
+    pub(super) async fn platform_of(
+        &self,
+        request: &HttpRequest,
+        id: &str,
+    ) -> Result<Platform, HttpResponse> {
+        let Ok(id) = Uuid::parse_str(id) else {
+            return Err(admin_problem(request, &AdminError::PlatformNotFound));
+        };
+        match self.platforms.platform_by_id(id).await {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => Err(admin_problem(request, &AdminError::PlatformNotFound)),
+            Err(e) => Err(respond::api_problem(request, &e, None)),
         }
     }
 
-    pub(super) async fn save_platform(&self, request: &HttpRequest) -> HttpResponse {
+    /// `GET /admin/platforms?limit=&cursor=&issuer=`: a page of registrations.
+    pub(super) async fn list_platforms(&self, request: &HttpRequest) -> HttpResponse {
+        #[derive(serde::Deserialize)]
+        struct Query {
+            limit: Option<String>,
+            cursor: Option<String>,
+            issuer: Option<String>,
+        }
+        let query: Query = match request::params(request) {
+            Ok(q) => q,
+            Err(e) => return respond::api_problem(request, &e, None),
+        };
+        let mut errors = Vec::new();
+        let limit = match query.limit.as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_PAGE,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+                _ => {
+                    errors.push(FieldError {
+                        field: "limit".into(),
+                        message: format!("must be a whole number from 1 to {MAX_PAGE}"),
+                    });
+                    DEFAULT_PAGE
+                }
+            },
+        };
+        let issuer = query.issuer.filter(|i| !i.trim().is_empty());
+        if issuer
+            .as_ref()
+            .is_some_and(|i| i.len() > lti_core::limits::MAX_ISSUER_LEN)
+        {
+            errors.push(FieldError {
+                field: "issuer".into(),
+                message: format!("is longer than {} bytes", lti_core::limits::MAX_ISSUER_LEN),
+            });
+        }
+        let page = PageRequest {
+            issuer,
+            limit,
+            cursor: query.cursor.filter(|c| !c.is_empty()),
+        };
+        if errors.is_empty() {
+            match self.platforms.platform_page(&page).await {
+                Ok(page) => {
+                    let mut body = serde_json::json!({ "platforms": page.platforms });
+                    if let Some(next) = page.next_cursor {
+                        body["nextCursor"] = serde_json::json!(next);
+                    }
+                    return respond::json(StatusCode::OK, &body);
+                }
+                Err(PageError::Store(e)) => return respond::api_problem(request, &e, None),
+                Err(PageError::InvalidCursor) => errors.push(FieldError {
+                    field: "cursor".into(),
+                    message: "is not one this API returned for the same issuer filter".into(),
+                }),
+            }
+        }
+        admin_problem(request, &AdminError::InvalidQuery(errors))
+    }
+
+    /// `POST /admin/platforms`: creates or updates (issuer + clientId) a registration.
+    pub(super) async fn create_platform(
+        &self,
+        request: &HttpRequest,
+        who: &AdminActor,
+    ) -> HttpResponse {
         let input: PlatformInput = match request::json(request) {
             Ok(input) => input,
             Err(e) => return respond::api_problem(request, &e, None),
         };
+        self.store_platform(request, who, input, None).await
+    }
+
+    /// `GET /admin/platforms/{id}`.
+    pub(super) async fn show_platform(&self, request: &HttpRequest, id: &str) -> HttpResponse {
+        let platform = match self.platform_of(request, id).await {
+            Ok(p) => p,
+            Err(response) => return response,
+        };
+        let others = match self
+            .platforms
+            .platforms_by_issuer(&platform.issuer, ADMIN_ISSUER_LIMIT)
+            .await
+        {
+            Ok(others) => others,
+            Err(e) => return respond::api_problem(request, &e, None),
+        };
+        let identity = user_identity(&platform, &others);
+        respond::json(
+            StatusCode::OK,
+            &SavedPlatform {
+                platform,
+                deployment_id: None,
+                user_identity: identity,
+                message: None,
+            },
+        )
+    }
+
+    /// `PUT /admin/platforms/{id}` (every field, as for a creation) and
+    /// `PATCH /admin/platforms/{id}` (a JSON merge patch: fields sent replace, `null`
+    /// removes an optional one). `issuer` and `clientId` identify the registration and
+    /// cannot change.
+    pub(super) async fn replace_platform(
+        &self,
+        request: &HttpRequest,
+        who: &AdminActor,
+        id: &str,
+        patch: bool,
+    ) -> HttpResponse {
+        let existing = match self.platform_of(request, id).await {
+            Ok(p) => p,
+            Err(response) => return response,
+        };
+        let input: Result<PlatformInput, RequestError> = if patch {
+            merge_patch(request, &existing)
+        } else {
+            request::json(request)
+        };
+        let mut input = match input {
+            Ok(input) => input,
+            Err(e) => return respond::api_problem(request, &e, None),
+        };
+        let mut errors = Vec::new();
+        for (field, sent, kept) in [
+            ("issuer", &mut input.issuer, &existing.issuer),
+            ("clientId", &mut input.client_id, &existing.client_id),
+        ] {
+            match sent.as_deref().map(str::trim) {
+                None => *sent = Some(kept.clone()),
+                Some(value) if value == kept => {}
+                Some(_) => errors.push(FieldError {
+                    field: field.into(),
+                    message: "cannot change: it identifies the registration (remove it and add a new one)".into(),
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            let fields = serde_json::to_value(&errors).ok();
+            return respond::api_problem(request, &InvalidPlatform(errors), fields);
+        }
+        self.store_platform(request, who, input, Some(existing))
+            .await
+    }
+
+    /// `DELETE /admin/platforms/{id}`: the registration, its deployments and routing
+    /// rules; its launches are refused from now on (here) or within the cache time.
+    pub(super) async fn delete_platform(
+        &self,
+        request: &HttpRequest,
+        who: &AdminActor,
+        id: &str,
+    ) -> HttpResponse {
+        let platform = match self.platform_of(request, id).await {
+            Ok(p) => p,
+            Err(response) => return response,
+        };
+        match self.platforms.delete_platform(&platform).await {
+            Ok(removed) => {
+                let mut entry = self.audit_entry(request, who, "platform.delete", Some(&platform));
+                entry.before = Some(platform.id.to_string());
+                self.audit(entry);
+                respond::json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "id": platform.id,
+                        "issuer": platform.issuer,
+                        "clientId": platform.client_id,
+                        "deleted": true,
+                        "deploymentsRemoved": removed.deployments,
+                        "routesRemoved": removed.routes,
+                        "cacheSeconds": DEFAULT_TTL,
+                        "message": propagation("Launches through this registration are refused"),
+                    }),
+                )
+            }
+            Err(e) => respond::api_problem(request, &e, None),
+        }
+    }
+
+    /// Validates and stores a registration: a new one, or `existing` updated.
+    async fn store_platform(
+        &self,
+        request: &HttpRequest,
+        who: &AdminActor,
+        input: PlatformInput,
+        existing: Option<Platform>,
+    ) -> HttpResponse {
         let now = self.clock.now();
-        let registration = match input.validate(now, &self.config) {
+        let mut registration = match input.validate(now, &self.config) {
             Ok(r) => r,
             Err(invalid) => {
                 let fields = serde_json::to_value(&invalid.0).ok();
                 return respond::api_problem(request, &invalid, fields);
             }
         };
-        let mut registration = registration;
         let issuer = registration.platform.issuer.clone();
         let others = match self
             .platforms
@@ -178,24 +483,43 @@ impl ServicesHandler {
             Ok(others) => others,
             Err(e) => return respond::api_problem(request, &e, None),
         };
-        let conflicts = audience_conflicts(&registration.platform, &others);
+        let mut conflicts = audience_conflicts(&registration.platform, &others);
+        // The user scope: kept by an existing registration (it never changes: app
+        // user ids depend on it); else the one asked for (an import); else shared
+        // with a registration of the issuer with the same key set; else its own.
+        let before = existing.clone().or_else(|| {
+            others
+                .iter()
+                .find(|p| p.client_id == registration.platform.client_id)
+                .cloned()
+        });
+        let asked = registration.platform.user_scope.take();
+        let scope = match &before {
+            Some(before) => {
+                let kept = before.effective_user_scope().to_string();
+                if asked.as_ref().is_some_and(|a| *a != kept) {
+                    conflicts.push(FieldError {
+                        field: "userScope".into(),
+                        message:
+                            "cannot change once the registration exists: app user ids depend on it"
+                                .into(),
+                    });
+                }
+                kept
+            }
+            None => asked.unwrap_or_else(|| {
+                others
+                    .iter()
+                    .find(|p| p.keyset_url == registration.platform.keyset_url)
+                    .map(|p| p.effective_user_scope().to_string())
+                    .unwrap_or_else(|| registration.platform.keyset_url.clone())
+            }),
+        };
         if !conflicts.is_empty() {
             let fields = serde_json::to_value(&conflicts).ok();
             return respond::api_problem(request, &InvalidPlatform(conflicts), fields);
         }
-        // The user scope: kept by an existing registration; else shared with a
-        // registration of the issuer with the same key set; else its own key set.
-        let existing = others
-            .iter()
-            .find(|p| p.client_id == registration.platform.client_id);
-        registration.platform.user_scope = Some(match existing {
-            Some(existing) => existing.effective_user_scope().to_string(),
-            None => others
-                .iter()
-                .find(|p| p.keyset_url == registration.platform.keyset_url)
-                .map(|p| p.effective_user_scope().to_string())
-                .unwrap_or_else(|| registration.platform.keyset_url.clone()),
-        });
+        registration.platform.user_scope = Some(scope);
         // The deployment first: if saving the platform then fails, a retry of the
         // same request completes the registration (both writes are idempotent).
         if let Some(deployment_id) = &registration.deployment_id {
@@ -214,21 +538,100 @@ impl ServicesHandler {
                 let platform = saved.platform;
                 let identity = user_identity(&platform, &others);
                 tracing::info!(issuer = %platform.issuer, client_id = %platform.client_id, created = saved.created, separate_from = ?identity.separate_from, "platform saved");
+                let action = if saved.created {
+                    "platform.create"
+                } else {
+                    "platform.update"
+                };
+                let mut entry = self.audit_entry(request, who, action, Some(&platform));
+                entry.before = before.as_ref().map(|p| p.id.to_string());
+                entry.after = Some(platform.id.to_string());
+                entry.changed = before
+                    .as_ref()
+                    .map(|b| changed_fields(b, &platform))
+                    .unwrap_or_default();
+                if let Some(d) = &registration.deployment_id {
+                    entry.changed.push(format!("deployment {d}"));
+                }
+                self.audit(entry);
                 let status = if saved.created {
                     StatusCode::CREATED
                 } else {
                     StatusCode::OK
                 };
+                let message =
+                    (!saved.created).then(|| propagation("The updated registration is used"));
                 respond::json(
                     status,
                     &SavedPlatform {
                         platform,
                         deployment_id: registration.deployment_id,
                         user_identity: identity,
+                        message,
                     },
                 )
             }
             Err(e) => respond::api_problem(request, &e, None),
         }
     }
+}
+
+/// The fields an update changed (names only, for the audit line).
+fn changed_fields(before: &Platform, after: &Platform) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return vec![];
+    };
+    let mut names: Vec<String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| *k != "updatedAt" && a.get(*k) != b.get(*k))
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The registration with a JSON merge patch (RFC 7396) applied: what `PATCH` stores.
+fn merge_patch(request: &HttpRequest, existing: &Platform) -> Result<PlatformInput, RequestError> {
+    let patch: serde_json::Value = if is_merge_patch(request) {
+        if request.body().len() > request::MAX_BODY {
+            return Err(RequestError::TooLarge(request::MAX_BODY));
+        }
+        serde_json::from_slice(request.body())
+            .map_err(|e| RequestError::InvalidJson(e.to_string()))?
+    } else {
+        request::json(request)?
+    };
+    let serde_json::Value::Object(patch) = patch else {
+        return Err(RequestError::InvalidJson(
+            "a merge patch must be a JSON object".into(),
+        ));
+    };
+    let mut merged = serde_json::to_value(PlatformInput::from(existing))
+        .map_err(|e| RequestError::InvalidJson(e.to_string()))?;
+    if let Some(target) = merged.as_object_mut() {
+        for (name, value) in patch {
+            if value.is_null() {
+                target.remove(&name);
+            } else {
+                target.insert(name, value);
+            }
+        }
+    }
+    serde_json::from_value(merged).map_err(|e| RequestError::InvalidJson(e.to_string()))
+}
+
+fn is_merge_patch(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/merge-patch+json")
+        })
 }

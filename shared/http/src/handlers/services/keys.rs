@@ -5,6 +5,7 @@ use super::ServicesHandler;
 use crate::request::{self, RequestError};
 use crate::{respond, HttpRequest, HttpResponse};
 use http::StatusCode;
+use lti_core::registration::audit::AdminActor;
 use lti_core::services::keys::CACHE_SECONDS;
 use serde::Deserialize;
 
@@ -24,7 +25,11 @@ impl ServicesHandler {
     }
 
     /// A new key, shown in this answer only.
-    pub(super) async fn create_service_key(&self, request: &HttpRequest) -> HttpResponse {
+    pub(super) async fn create_service_key(
+        &self,
+        request: &HttpRequest,
+        who: &AdminActor,
+    ) -> HttpResponse {
         let input: NewKey = match request::json(request) {
             Ok(input) => input,
             Err(e) => return respond::api_problem(request, &e, None),
@@ -36,6 +41,9 @@ impl ServicesHandler {
         {
             Ok((key, record)) => {
                 tracing::info!(key_id = %record.id, name = %record.name, "service key created");
+                let mut entry = self.audit_entry(request, who, "serviceKey.create", None);
+                entry.after = Some(record.id.clone());
+                self.audit(entry);
                 respond::json(
                     StatusCode::CREATED,
                     &serde_json::json!({
@@ -55,10 +63,18 @@ impl ServicesHandler {
     }
 
     /// Revokes key `id`: refused at once here, within the cache time elsewhere.
-    pub(super) async fn revoke_service_key(&self, request: &HttpRequest, id: &str) -> HttpResponse {
+    pub(super) async fn revoke_service_key(
+        &self,
+        request: &HttpRequest,
+        who: &AdminActor,
+        id: &str,
+    ) -> HttpResponse {
         match self.service_keys.revoke(id).await {
             Ok(true) => {
                 tracing::info!(key_id = %id, "service key revoked");
+                let mut entry = self.audit_entry(request, who, "serviceKey.revoke", None);
+                entry.before = Some(id.to_string());
+                self.audit(entry);
                 respond::json(
                     StatusCode::OK,
                     &serde_json::json!({

@@ -1,16 +1,17 @@
 //! The services function: the tool's values for LMS admins (`GET /lti/config`), the
-//! admin API (`/admin/platforms`, `/admin/service-keys`) and the app-facing services
+//! admin API (`/admin/platforms…`, `/admin/service-keys`) and the app-facing services
 //! (SERVICES-API.md). One file per API area; this one routes.
 
 mod admin;
+mod admin_deployments;
+mod admin_routes;
 mod ags;
 mod config;
 mod deep_link;
 mod keys;
 mod nrps;
 
-pub use admin::AdminError;
-pub use config::{DirectLaunchSettings, ToolSettings};
+pub use config::{canvas_json, DirectLaunchSettings, FormField, ToolSettings, SERVICE_SCOPES};
 
 use super::{method_not_allowed, relative_path};
 use crate::request::{self, RequestError};
@@ -20,6 +21,8 @@ use lti_core::clock::Clock;
 use lti_core::config::{paths, ToolConfig};
 use lti_core::platform::PlatformStore;
 use lti_core::random::Random;
+use lti_core::registration::audit::{AuditSink, StdoutAudit};
+use lti_core::registration::PlatformAdmin;
 use lti_core::services::ags::Ags;
 use lti_core::services::auth::{Caller, CourseServices, Presented, ServiceAuth};
 use lti_core::services::keys::{ServiceKeyRecord, ServiceKeyStore, ServiceKeys};
@@ -35,7 +38,8 @@ use std::sync::Arc;
 /// What the services function is built from.
 pub struct ServicesDeps {
     pub config: Arc<ToolConfig>,
-    pub platforms: Arc<dyn PlatformStore>,
+    /// Registrations (read by the services, managed by the admin API).
+    pub platforms: Arc<dyn PlatformAdmin>,
     pub service_key_store: Arc<dyn ServiceKeyStore>,
     pub records: Arc<dyn ServiceRecords>,
     /// The tool's key: verifies app tokens, signs client assertions and deep-linking
@@ -63,7 +67,10 @@ pub(crate) struct Call {
 #[derive(Clone)]
 pub struct ServicesHandler {
     pub config: Arc<ToolConfig>,
-    pub platforms: Arc<dyn PlatformStore>,
+    pub platforms: Arc<dyn PlatformAdmin>,
+    /// Where the admin API's audit lines go (one JSON line per change; standard
+    /// output by default).
+    pub audit: Arc<dyn AuditSink>,
     pub clock: Arc<dyn Clock>,
     /// Service keys (admin API) — also inside `auth`.
     pub service_keys: Arc<ServiceKeys>,
@@ -101,13 +108,14 @@ impl ServicesHandler {
             keys: service_keys.clone(),
             signer: deps.signer.clone(),
             records: deps.records.clone(),
-            platforms: deps.platforms.clone(),
+            platforms: deps.platforms.clone() as Arc<dyn PlatformStore>,
             clock: deps.clock.clone(),
             launches: Default::default(),
         });
         Self {
             config: deps.config,
             platforms: deps.platforms,
+            audit: Arc::new(StdoutAudit),
             clock: deps.clock,
             service_keys,
             auth,
@@ -129,6 +137,10 @@ impl ServicesHandler {
                 Method::GET => self.tool_settings(&request).await,
                 _ => method_not_allowed(&request),
             },
+            paths::CONFIG_CANVAS => match method {
+                Method::GET => self.canvas_config(),
+                _ => method_not_allowed(&request),
+            },
             paths::OPENAPI => match method {
                 Method::GET => openapi(),
                 _ => api_method_not_allowed(&request),
@@ -139,36 +151,36 @@ impl ServicesHandler {
                 Method::POST => self.deep_link(&request).await,
                 _ => api_method_not_allowed(&request),
             },
-            paths::ADMIN_PLATFORMS => {
-                if let Some(denied) = self.admin_denied(&request) {
-                    return denied;
-                }
-                match method {
-                    Method::GET => self.list_platforms(&request).await,
-                    Method::POST => self.save_platform(&request).await,
-                    _ => api_method_not_allowed(&request),
-                }
+            p if p == paths::ADMIN_PLATFORMS || p.starts_with("/admin/platforms/") => {
+                let who = match self.admin_caller(&request) {
+                    Ok(who) => who,
+                    Err(denied) => return denied,
+                };
+                self.admin_platforms(&request, &who, &p[paths::ADMIN_PLATFORMS.len()..])
+                    .await
             }
             paths::ADMIN_SERVICE_KEYS => {
-                if let Some(denied) = self.admin_denied(&request) {
-                    return denied;
-                }
+                let who = match self.admin_caller(&request) {
+                    Ok(who) => who,
+                    Err(denied) => return denied,
+                };
                 match method {
                     Method::GET => self.list_service_keys(&request).await,
-                    Method::POST => self.create_service_key(&request).await,
+                    Method::POST => self.create_service_key(&request, &who).await,
                     _ => api_method_not_allowed(&request),
                 }
             }
             p if p.starts_with(paths::ADMIN_SERVICE_KEYS)
                 && p[paths::ADMIN_SERVICE_KEYS.len()..].starts_with('/') =>
             {
-                if let Some(denied) = self.admin_denied(&request) {
-                    return denied;
-                }
+                let who = match self.admin_caller(&request) {
+                    Ok(who) => who,
+                    Err(denied) => return denied,
+                };
                 let id = &p[paths::ADMIN_SERVICE_KEYS.len() + 1..];
                 match method {
                     Method::DELETE if !id.is_empty() && !id.contains('/') => {
-                        self.revoke_service_key(&request, id).await
+                        self.revoke_service_key(&request, &who, id).await
                     }
                     Method::DELETE => respond::api_problem(&request, &RequestError::NotFound, None),
                     _ => api_method_not_allowed(&request),
@@ -214,25 +226,49 @@ impl ServicesHandler {
         Ok(user_id.to_string())
     }
 
-    /// The admin API's bearer check: the refusal as a response, `None` when allowed.
-    fn admin_denied(&self, request: &HttpRequest) -> Option<HttpResponse> {
-        let outcome = match self.config.admin_token.as_ref() {
-            None => Err(AdminError::Disabled),
-            Some(expected) => match request::bearer(request) {
-                Some(token) if expected.matches(token) => Ok(()),
-                _ => Err(AdminError::Unauthorized),
-            },
-        };
-        outcome.err().map(|e| {
-            let mut response = respond::api_problem(request, &e, None);
-            if matches!(e, AdminError::Unauthorized) {
-                response.headers_mut().insert(
-                    http::header::WWW_AUTHENTICATE,
-                    http::HeaderValue::from_static("Bearer"),
-                );
+    /// Routes `/admin/platforms{rest}` for an authenticated admin.
+    async fn admin_platforms(
+        &self,
+        request: &HttpRequest,
+        who: &lti_core::registration::audit::AdminActor,
+        rest: &str,
+    ) -> HttpResponse {
+        let method = request.method().clone();
+        let segments: Vec<&str> = if rest.is_empty() {
+            vec![]
+        } else {
+            match rest.strip_prefix('/') {
+                Some(tail) => tail.split('/').collect(),
+                None => return respond::api_problem(request, &RequestError::NotFound, None),
             }
-            response
-        })
+        };
+        match (segments.as_slice(), &method) {
+            ([], &Method::GET) => self.list_platforms(request).await,
+            ([], &Method::POST) => self.create_platform(request, who).await,
+            ([id], &Method::GET) => self.show_platform(request, id).await,
+            ([id], &Method::PUT) => self.replace_platform(request, who, id, false).await,
+            ([id], &Method::PATCH) => self.replace_platform(request, who, id, true).await,
+            ([id], &Method::DELETE) => self.delete_platform(request, who, id).await,
+            ([id, "deployments"], &Method::GET) => self.list_deployments(request, id).await,
+            ([id, "deployments"], &Method::POST) => self.add_deployment(request, who, id).await,
+            ([id, "deployments", deployment], &Method::DELETE) => {
+                match percent_encoding::percent_decode_str(deployment).decode_utf8() {
+                    Ok(deployment) if !deployment.is_empty() => {
+                        self.remove_deployment(request, who, id, &deployment).await
+                    }
+                    _ => respond::api_problem(request, &RequestError::NotFound, None),
+                }
+            }
+            ([id, "routes"], &Method::GET) => self.list_routes(request, id).await,
+            ([id, "routes"], &Method::POST) => self.add_route(request, who, id).await,
+            ([id, "routes", route], &Method::DELETE) => {
+                self.remove_route(request, who, id, route).await
+            }
+            ([] | [_] | [_, "deployments" | "routes"] | [_, "deployments" | "routes", _], _) => {
+                api_method_not_allowed(request)
+            }
+            _ => respond::api_problem(request, &RequestError::NotFound, None),
+        }
     }
 }
 
