@@ -49,6 +49,9 @@ pub const MAX_KID_BYTES: usize = 256;
 /// Most key set URLs one instance keeps state for (registrations decide them, not
 /// requests; the bound is a backstop).
 pub const MAX_URLS: usize = 4096;
+/// How long (seconds) a shared-cache read that found nothing spares the next read of
+/// the same entry: long enough for the launch that made it.
+const SHARED_ABSENT_FOR: i64 = 2;
 
 /// The `Cache-Control` directives that decide how long a JWKS document is used.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -392,6 +395,9 @@ struct UrlState {
     /// This instance removed the URL's document from the shared cache and has not
     /// put one since.
     shared_cleared: bool,
+    /// The shared cache was read a moment ago (with the registration, by a cold
+    /// launch) and held nothing under this key, at this time: no need to ask again.
+    shared_absent: Option<(String, i64)>,
 }
 
 /// What to do for one lookup, decided under the lock.
@@ -477,15 +483,16 @@ impl PlatformKeys {
         if kid.len() > MAX_KID_BYTES {
             return Err(KeyError::UnknownKid);
         }
-        let (generation, gate, try_shared, for_unknown_kid) = match self.decide(url, kid, now) {
-            Decision::Fetch {
-                generation,
-                gate,
-                try_shared,
-                for_unknown_kid,
-            } => (generation, gate, try_shared, for_unknown_kid),
-            other => return finish(other),
-        };
+        let (generation, gate, try_shared, for_unknown_kid) =
+            match self.decide(url, shared_key, kid, now) {
+                Decision::Fetch {
+                    generation,
+                    gate,
+                    try_shared,
+                    for_unknown_kid,
+                } => (generation, gate, try_shared, for_unknown_kid),
+                other => return finish(other),
+            };
         // Single flight: whoever holds the gate fetches; the others wait, then use
         // what that fetch left behind.
         let _held = gate.lock().await;
@@ -507,7 +514,7 @@ impl PlatformKeys {
     }
 
     /// Decides from memory alone.
-    fn decide(&self, url: &str, kid: &str, now: i64) -> Decision {
+    fn decide(&self, url: &str, shared_key: &str, kid: &str, now: i64) -> Decision {
         let mut urls = self.lock();
         let state = Self::state(&mut urls, url, now);
         let fresh = state.doc.as_ref().filter(|d| d.fresh_until > now);
@@ -538,8 +545,12 @@ impl PlatformKeys {
         }
         // Nothing fresh: another instance may have fetched it (never for a document
         // the platform forbade keeping). A fresh document without the kid: refetch.
+        let known_absent = state.shared_absent.as_ref().is_some_and(|(key, at)| {
+            key == shared_key && now.saturating_sub(*at) < SHARED_ABSENT_FOR
+        });
         let try_shared = self.shared.is_some()
             && fresh.is_none()
+            && !known_absent
             && state.doc.as_ref().is_none_or(|d| d.shareable);
         Decision::Fetch {
             generation: state.generation,
@@ -596,6 +607,14 @@ impl PlatformKeys {
     /// cold launch together with its registration), as if read from the shared cache.
     pub fn seed(&self, url: &str, set: SharedKeySet, now: i64) {
         let _ = self.adopt(url, set, now);
+    }
+
+    /// Notes that the shared cache held nothing for `url` under `shared_key` just now
+    /// (a cold launch read it with the registration), so the launch fetches at once
+    /// instead of reading the shared cache a second time.
+    pub fn seed_absent(&self, url: &str, shared_key: &str, now: i64) {
+        let mut urls = self.lock();
+        Self::state(&mut urls, url, now).shared_absent = Some((shared_key.to_string(), now));
     }
 
     /// Fetches `url` (the caller holds its gate) and answers from the result.

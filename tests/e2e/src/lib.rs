@@ -2,6 +2,8 @@
 //! tool path to its function (as `template.yaml` does) and serves the demo platform
 //! and the demo app beside them, so a browser sees one origin, as on AWS.
 
+pub mod aws_proxy;
+
 use lti_dev::app::DemoApp;
 use lti_dev::platform::DemoPlatform;
 use std::sync::Arc;

@@ -4,8 +4,9 @@
 //! function serves; deep linking; grades and rosters through the services function
 //! against the demo platform's gradebook and roster, and a second, cold services
 //! instance that takes the platform's tokens from the shared cache. tests/run.sh
-//! provisions the table and key, writes the functions' environment, starts moto and
-//! `cargo lambda watch` (twice: a second one serves the cold instance), and sets:
+//! (`start_lambda_stack` of tests/lib.sh) provisions the table and key, writes the
+//! functions' environment, starts moto and `cargo lambda watch` (and a second one for
+//! the cold instance), and sets:
 //!
 //! - `LTI_E2E_LAMBDA_URL`: where `cargo lambda watch` listens
 //! - `LTI_E2E_SECOND_LAMBDA_URL`: a second `cargo lambda watch` of the same functions,

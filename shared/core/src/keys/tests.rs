@@ -92,6 +92,7 @@ fn unavailable(result: Result<Vec<Arc<DecodingKey>>, KeyError>) -> FetchError {
 #[derive(Default)]
 struct Shared {
     sets: Mutex<HashMap<String, SharedKeySet>>,
+    gets: AtomicUsize,
     puts: AtomicUsize,
     forgets: AtomicUsize,
 }
@@ -99,6 +100,7 @@ struct Shared {
 #[async_trait]
 impl KeySetCache for Shared {
     async fn get(&self, url: &str, now: i64) -> Option<SharedKeySet> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
         self.sets
             .lock()
             .expect("lock")
@@ -584,4 +586,35 @@ fn errors_do_not_carry_credentials() {
     );
     assert_eq!(e.url, "https://lms.example.edu/jwks");
     assert!(!e.to_string().contains("secret"));
+}
+
+#[tokio::test]
+async fn a_shared_entry_known_absent_a_moment_ago_is_not_read_again() {
+    let f = endpoint(jwks(&["k1"]), "");
+    let shared = Arc::new(Shared::default());
+    let keys = PlatformKeys::new(f.clone()).with_shared_cache(shared.clone());
+    // A cold launch read the registration with its (absent) shared entry.
+    keys.seed_absent(URL, "registration-a", 100);
+    found(keys.keys_shared_as(URL, "registration-a", "k1", 100).await);
+    assert_eq!(shared.gets.load(Ordering::SeqCst), 0, "not read twice");
+    assert_eq!(f.calls(), 1);
+    assert_eq!(
+        shared.puts.load(Ordering::SeqCst),
+        1,
+        "kept for the next instance"
+    );
+
+    // Another registration's entry, or the same one later, is read as before.
+    let other = PlatformKeys::new(f.clone()).with_shared_cache(shared.clone());
+    other.seed_absent(URL, "registration-a", 100);
+    found(other.keys_shared_as(URL, "registration-b", "k1", 100).await);
+    assert_eq!(shared.gets.load(Ordering::SeqCst), 1);
+    let later = PlatformKeys::new(f.clone()).with_shared_cache(shared.clone());
+    later.seed_absent(URL, "registration-a", 100);
+    found(
+        later
+            .keys_shared_as(URL, "registration-a", "k1", 100 + SHARED_ABSENT_FOR)
+            .await,
+    );
+    assert_eq!(shared.gets.load(Ordering::SeqCst), 2);
 }

@@ -563,8 +563,11 @@ impl Launcher {
         let Some(cold) = self.platforms.cold_start(&request).await? else {
             return Ok(None);
         };
-        if let (Some(platform), Some(set)) = (&cold.platform, cold.key_set) {
-            self.keys.seed(&platform.keyset_url, set, now);
+        if let Some(platform) = &cold.platform {
+            match cold.key_set {
+                Some(set) => self.keys.seed(&platform.keyset_url, set, now),
+                None => self.keys.seed_absent(&platform.keyset_url, &key_set, now),
+            }
         }
         if let Some(jwk) = cold.tool_key {
             self.signer.seed_public_key(jwk);

@@ -278,8 +278,15 @@ mod tests {
             .await
             .expect("read")
             .expect("exists");
-        let secret = key.expose().rsplit('_').next().expect("secret");
+        // The whole secret (it may itself hold a `_`), never a short tail of it that
+        // could occur in the hash by chance.
+        let secret = key
+            .expose()
+            .strip_prefix(&format!("lsk_{}_", record.id))
+            .expect("lsk_<id>_<secret>");
+        assert!(secret.len() >= 32, "{secret}");
         assert!(!stored.hash.contains(secret));
+        assert!(!format!("{stored:?}").contains(secret));
         assert_eq!(stored.hash.len(), 43);
         let listed = serde_json::to_string(&keys.list().await.expect("list")).expect("json");
         assert!(
