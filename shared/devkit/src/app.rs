@@ -802,9 +802,13 @@ impl DemoApp {
                     self.remember_learners(&id, Self::learners_of(&answer.body));
                 }
                 Ok(answer) => {
+                    // The tool's error code, or the HTTP status when the answer has
+                    // none (a gateway's own error page).
+                    let why = answer.body["error"]["code"]
+                        .as_str()
+                        .map_or_else(|| format!("HTTP {}", answer.status), str::to_string);
                     note = Some(format!(
-                        "The roster could not be read ({}): type the learner's platform user id.",
-                        answer.body["error"]["code"].as_str().unwrap_or("error")
+                        "The roster could not be read ({why}): type the learner's platform user id."
                     ));
                 }
                 Err(why) => note = Some(format!("{why} Type the learner's platform user id.")),

@@ -448,7 +448,12 @@ async fn service_call(
     }
     let response = request.send().await.expect("the services function answers");
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    // Not JSON (a gateway's own error): the text, for the failure message.
+    let text = response.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 #[tokio::test]
