@@ -88,9 +88,17 @@ ENV
   echo "$!" >"$TMP/watch.pid"
   # Each function is built on its first request: start all four (the jwks function's
   # first answer also keeps the KMS key's public half in the table).
-  local path
-  for path in services/lti/config jwks/.well-known/jwks.json login/lti/login launch/lti/launch; do
-    python3 - "$LTI_E2E_LAMBDA_URL/lambda-url/$path" <<'PY' || { cat "$TMP/watch.log"; return 1; }
+  warm_lambda_functions "$LTI_E2E_LAMBDA_URL" services/lti/config jwks/.well-known/jwks.json \
+    login/lti/login launch/lti/launch || { cat "$TMP/watch.log"; return 1; }
+}
+
+# Starts the functions behind a `cargo lambda watch` at URL $1 by one request each to
+# the paths that follow (`<function>/<path>`), waiting until each has answered.
+warm_lambda_functions() {
+  local url=$1 path
+  shift
+  for path in "$@"; do
+    python3 - "$url/lambda-url/$path" <<'PY' || return 1
 import sys, time, urllib.request, urllib.error
 deadline = time.time() + 900
 while True:

@@ -63,14 +63,26 @@ echo "--- measured:"
 grep -E '^AWS calls' "$TMP/aws-tests.log"
 done_step "AWS adapters on moto"
 
-section "the Lambda binaries under cargo lambda watch, on moto: their AWS calls, a full launch"
+section "the Lambda binaries under cargo lambda watch, on moto: their AWS calls, a full launch, deep linking, grades and rosters"
 start_lambda_stack 0
 # First, while the login and launch functions are cold: their AWS calls, counted by
 # the proxy in front of moto.
 cargo test --locked -q -p lti-e2e --test lambda_latency -- --ignored --nocapture
+# A second `cargo lambda watch` of the same functions, same environment: the services
+# test's cold second instance (its services function is started before the test by a
+# GET of /lti/config, which touches none of the caches the test measures).
+LAMBDA_PORT2="$(free_port)"
+setsid cargo lambda watch -A 127.0.0.1 -P "$LAMBDA_PORT2" --env-file "$TMP/lambda.env" >"$TMP/watch2.log" 2>&1 &
+echo "$!" >"$TMP/watch2.pid"
+warm_lambda_functions "http://127.0.0.1:$LAMBDA_PORT2" services/lti/config
 # One test at a time: cargo lambda runs one instance of each function (as a cold
 # Lambda would), and the tests' flows would otherwise queue behind each other in it.
-cargo test --locked -q -p lti-e2e --test lambda_launch -- --ignored --test-threads=1
+LTI_E2E_SECOND_LAMBDA_URL="http://127.0.0.1:$LAMBDA_PORT2" \
+  cargo test --locked -q -p lti-e2e --test lambda_launch -- --ignored --nocapture --test-threads=1 2>&1 | tee "$TMP/e2e.log"
+echo "--- measured:"
+grep -E '^services function' "$TMP/e2e.log"
+kill -TERM -- "-$(cat "$TMP/watch2.pid")" 2>/dev/null || true
+rm -f "$TMP/watch2.pid"
 # The interoperability suite against the same functions, through a gateway process on
 # the port their LTI_BASE_URL names (free again now the test is over).
 LAMBDA_GATEWAY_URL="$(start_server gateway cargo run --locked -q -p lti-e2e --bin lti-gateway -- \
@@ -78,23 +90,26 @@ LAMBDA_GATEWAY_URL="$(start_server gateway cargo run --locked -q -p lti-e2e --bi
 echo "gateway to the Lambda functions at $LAMBDA_GATEWAY_URL"
 done_step "Lambda binaries end to end"
 
-section "the README's run command: cargo run -p lti-dev, then a scripted demo launch"
+section "the README's run command: cargo run -p lti-dev, then a scripted demo launch and the grades-and-rosters walk-through"
 ADMIN_TOKEN="run-sh-admin-token-$(date +%s)-0123456789abcdef"
 DEV_URL="$(LTI_ADMIN_TOKEN="$ADMIN_TOKEN" start_server dev \
   cargo run --locked -q -p lti-dev -- --port "$(free_port)" --data-dir "$TMP/dev-data")"
 echo "dev server at $DEV_URL"
-LTI_DEV_URL="$DEV_URL" cargo test --locked -q -p lti-dev --test readme_run -- --ignored
+# The service key the banner printed (the README's grades-and-rosters walk-through).
+DEV_SERVICE_KEY="$(sed -n 's/^ *Service key: *\(lsk_[^ ]*\).*/\1/p' "$TMP/dev.log" | head -n1)"
+LTI_DEV_URL="$DEV_URL" LTI_DEV_SERVICE_KEY="$DEV_SERVICE_KEY" \
+  cargo test --locked -q -p lti-dev --test readme_run -- --ignored
 done_step "README run command"
 
 section "interoperability: independent platform (lti1p3platform) and tool (pylti1p3)"
 LTI_DEV_URL="$DEV_URL" LTI_DEV_ADMIN_TOKEN="$ADMIN_TOKEN" tests/interop/run.sh
-echo "--- the same tool and deep-linking scenarios against the Lambda binaries (cargo lambda watch, moto):"
+echo "--- the same tool, deep-linking and grades-and-rosters scenarios against the Lambda binaries (cargo lambda watch, moto):"
 # Two scenarios are left out here, for reasons of the stack, not of the tool:
 # - Canvas-shaped launches make app tokens over 4 KiB, which KMS signs by digest, and
 #   moto signs digests wrongly (see shared/aws/tests/kms_errors.rs for that path);
 # - re-registering a platform mid-test: warm functions cache registrations for 60 s.
 LTI_DEV_URL="$LAMBDA_GATEWAY_URL" LTI_DEV_ADMIN_TOKEN="$LTI_E2E_ADMIN_TOKEN" tests/interop/run.sh \
-  -k "(test_tool_dev or test_deep_linking) and not canvas_shaped and not from_unregistered_to_accepting"
+  -k "(test_tool_dev or test_deep_linking or test_services) and not canvas_shaped and not from_unregistered_to_accepting"
 done_step "interop"
 
 section "real browser: headless Chromium clicks through the demo platform"

@@ -1,5 +1,6 @@
 // Real-browser tests of the lti-dev demo launch, clicked as a person would:
-// open /platform, pick a user, press Launch, land in /app.
+// open /platform, pick a user, press Launch, land in /app; add content (deep
+// linking); submit a score and show the roster, and see the score in the gradebook.
 //
 // Debian's Chromium (/usr/bin/chromium, or $LTI_CHROMIUM) driven by playwright-core;
 // the dev server is $LTI_DEV_URL (tests/browser/run.sh starts one when it is unset).
@@ -266,6 +267,64 @@ test('deep linking: Add content → pick two items → back in the course → la
     assert.equal(await text(page, '#activity'), 'Sales scenario 7');
     assert.match(await text(page, '#custom'), /scenario=sales-7/);
     await page.screenshot({ path: join(ARTIFACTS, 'app-added-link.png'), fullPage: true });
+  } finally {
+    await context.close();
+  }
+});
+
+test('grades and rosters: Submit a score and Show roster in the app, the score in the demo gradebook', async () => {
+  const { context, page, cdp, log } = await openRecorded();
+  try {
+    await launchAs(page, 'instructor');
+    const launchId = await text(page, '#launch-id');
+    assert.match(launchId, /\S/);
+    // The learners to choose from come from the roster, read by the app's backend.
+    await page.locator('#learner').selectOption('demo-learner-1');
+    await page.locator('#score').fill('87');
+    await page.locator('#max').fill('100');
+    await Promise.all([
+      page.waitForURL(`${BASE}/app/services`, { waitUntil: 'load' }),
+      page.locator('#submit-score').click(),
+    ]);
+    await page.locator('#score-result').waitFor();
+    assert.equal(await text(page, '#posted-score'), '87 / 100');
+    assert.equal(await text(page, '#posted-user'), 'Lea Learner');
+    assert.equal(await text(page, '#posted-line-item'), 'Demo Activity');
+    await page.screenshot({ path: join(ARTIFACTS, 'app-score-posted.png'), fullPage: true });
+
+    // Show roster: every member of the course, with roles and app user ids.
+    await Promise.all([
+      page.waitForURL(`${BASE}/app/services`, { waitUntil: 'load' }),
+      page.locator('#show-roster').click(),
+    ]);
+    await page.locator('#roster-result').waitFor();
+    assert.match(await text(page, '#roster-count'), /^35 members, read from 4 page\(s\)/);
+    assert.equal(await page.locator('#roster tr.member').count(), 35);
+    const lea = page.locator('#roster tr.member[data-user=demo-learner-1]');
+    assert.equal(await text(lea, '.name'), 'Lea Learner');
+    assert.equal(await text(lea, '.roles'), 'learner');
+    assert.match(await text(lea, '.app-user-id'), /^[0-9a-f-]{36}$/);
+    await page.screenshot({ path: join(ARTIFACTS, 'app-roster.png'), fullPage: true });
+
+    // The forms carried a session id: neither the service key nor the launch id went
+    // through the browser.
+    const posts = log.requests.filter((r) => r.method === 'POST' && r.url === `${BASE}/app/services`);
+    assert.equal(posts.length, 2);
+    for (const post of posts) {
+      assert.doesNotMatch(post.body, /lsk_/);
+      assert.ok(!post.body.includes(launchId), 'no launch id in the form');
+    }
+    assert.ok(!log.requests.some((r) => /lsk_/.test(r.url + r.body)), 'no service key in any request');
+    assertNoSecretsInUrls(await allUrls(cdp, log));
+
+    // The score shows in the demo gradebook.
+    await page.goto(`${BASE}/platform/gradebook`);
+    const activity = page.locator('section.line-item', { hasText: 'Demo Activity' }).first();
+    const row = activity.locator('tr.score[data-user=demo-learner-1]');
+    await row.waitFor();
+    assert.equal(await text(row, '.learner'), 'Lea Learner');
+    assert.equal(await text(row, '.given'), '87 / 100');
+    await page.screenshot({ path: join(ARTIFACTS, 'platform-gradebook.png'), fullPage: true });
   } finally {
     await context.close();
   }

@@ -37,6 +37,14 @@ Endpoints (all on http://127.0.0.1:P):
                                    against the tool's JWKS (see deep_link_return);
                                    200 JSON {"ok", "items", "claims"} or 400 JSON
                                    {"error","check","error_description"}.
+  GET|POST /ags/<ctx>/lineitems    AGS 2.0 on lti1p3platform's AssignmentsGradesService
+  GET|PUT|DELETE /ags/<ctx>/lineitems/<id>/lineitem   (handlers over an in-memory
+  POST /ags/<ctx>/lineitems/<id>/lineitem/scores       gradebook, hardened: see
+  GET  /ags/<ctx>/lineitems/<id>/lineitem/results      "AGS and NRPS" below)
+  GET  /nrps/<ctx>/memberships     NRPS 2.0 on NamesRoleProvisioningService: a roster
+                                   of 25, 10 a page, Link: <...>; rel=next
+  GET  /.gradebook                 line items and every score received, as JSON
+  GET  /.services                  token requests answered and every service call
   GET  /.expected/<user>           claims of the last id_token sent for <user>
   GET  /.expected                  {user: claims} for all users
   GET  /.tampers                   list of supported tamper names
@@ -56,6 +64,7 @@ import sys
 import threading
 import time
 import typing as t
+from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 
 import jwt
@@ -65,12 +74,18 @@ from flask import Flask, Response, jsonify, redirect, request
 from werkzeug.serving import make_server
 
 from lti1p3platform.exceptions import (
+    LineItemNotFoundException,
     LtiDeepLinkingResponseException,
     LtiException,
     MissingRequiredClaim,
     PreflightRequestValidationException,
     UnsupportedGrantType,
 )
+from lti1p3platform.membership import Context
+from lti1p3platform.response import Response as LtiResponse
+from lti1p3platform.response import generate_next_link
+from lti1p3platform.score import UpdateScoreStatus
+from lti1p3platform.service_connector import AssignmentsGradesService, NamesRoleProvisioningService
 import lti1p3platform.registration as _lti_registration
 from lti1p3platform.ltiplatform import LTI1P3PlatformConfAbstract
 from lti1p3platform.message_launch import LTIAdvantageMessageLaunchAbstract
@@ -808,6 +823,8 @@ def _token_error(check: str, description: str, error: str = "invalid_client", st
 
 @app.post("/token")
 def token() -> Response:
+    with _lock:
+        _services_log["token_requests"] += 1
     form = request.form.to_dict()
     for field in ("grant_type", "client_assertion_type", "client_assertion", "scope"):
         if not form.get(field):
@@ -843,9 +860,9 @@ def token() -> Response:
     if claims.get("iss") != S.client_id or claims.get("sub") != S.client_id:
         return _token_error("iss_sub", "assertion iss and sub must both be the client_id")
     aud = claims.get("aud")
-    auds = aud if isinstance(aud, list) else [aud]
-    if S.token_url not in auds:
-        return _token_error("aud", f"assertion aud must be the token URL {S.token_url}")
+    # exactly the token URL: the string, or a list of that one URL (RFC 7523 3.3)
+    if aud != S.token_url and aud != [S.token_url]:
+        return _token_error("aud", f"assertion aud must be exactly the token URL {S.token_url}")
     exp = claims.get("exp")
     if not isinstance(exp, (int, float)):
         return _token_error("exp", "assertion exp is required")
@@ -873,9 +890,424 @@ def token() -> Response:
         return _token_error("assertion", f"rejected by lti1p3platform: {exc}")
     if not result.get("scope"):
         return _token_error("scope", "none of the requested scopes is offered", "invalid_scope", 400)
+    with _lock:
+        _services_log["tokens_issued"] += 1
     resp = jsonify(result)
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+# --------------------------------------------------------------------------
+# AGS and NRPS: lti1p3platform's service handlers (AssignmentsGradesService,
+# NamesRoleProvisioningService) over an in-memory gradebook and roster. The
+# library leaves storage to the platform and skips checks; the glue adds them:
+#
+# - the access token: the library's validate_token raises on a token that is not
+#   its JWT (an HTTP 500 from its decorator) and accepts ANY of the service's
+#   scopes for every call (a result.readonly token could post scores or create
+#   line items) -> the glue verifies the token itself first and requires the
+#   scope of the operation (401 invalid_token / 403 insufficient_scope);
+# - paging: the page number from the query string is a str, and the library
+#   computes `page + 1` for the next link (TypeError on page 2); NRPS writes the
+#   next link only when the tool sent `limit`, so a tool that does not is served
+#   page 1 alone; query parameters go to the storage methods as **kwargs (an
+#   unknown one raises) -> the glue turns page/limit into ints (400 if not
+#   numbers), sets a default limit of 10, and passes only the parameters the
+#   spec defines;
+# - the results' next link is built from the launch's lineitem URL, not the
+#   line item asked about -> a service object per line item;
+# - scores and line items are not validated ("TODO: validate score") -> the glue
+#   checks the media type, userId a member, timestamp, both progress values,
+#   scoreGiven with scoreMaximum, label and scoreMaximum > 0; an older score than
+#   the user's latest is refused (409), the same one again changes nothing.
+# --------------------------------------------------------------------------
+
+AGS_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/"
+SCOPE_LINEITEM = AGS_SCOPE + "lineitem"
+SCOPE_LINEITEM_READONLY = AGS_SCOPE + "lineitem.readonly"
+SCOPE_RESULT = AGS_SCOPE + "result.readonly"
+SCOPE_SCORE = AGS_SCOPE + "score"
+SCOPE_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+MEDIA_LINEITEM = "application/vnd.ims.lis.v2.lineitem+json"
+MEDIA_SCORE = "application/vnd.ims.lis.v1.score+json"
+PAGE_SIZE = 10
+ACTIVITY = {"Initialized", "Started", "InProgress", "Submitted", "Completed"}
+GRADING = {"FullyGraded", "Pending", "PendingManual", "Failed", "NotReady"}
+
+
+def _roster() -> t.List[t.Dict[str, t.Any]]:
+    """25 members: the launch users, then generated ones; full role URIs, some
+    short names (as Moodle sends them), a teaching assistant."""
+    members: t.List[t.Dict[str, t.Any]] = []
+    for key, user in USERS.items():
+        member: t.Dict[str, t.Any] = {
+            "user_id": user["sub"],
+            "roles": [r for r in user["roles"] if r.startswith(ROLE + "membership")],
+            "status": "Active",
+        }
+        if key != "anonymous":
+            member.update(name=user["name"], given_name=user["given_name"],
+                          family_name=user["family_name"], email=user["email"])
+        members.append(member)
+    given = ["Ana", "Bo", "Cyd", "Dara", "Eli", "Fen", "Gil", "Hal", "Ines", "Jo", "Kit"]
+    family = ["Abara", "Berg", "Costa", "Dunn", "Ekwe", "Frost", "Gale"]
+    for i in range(1, 23):
+        roles = [ROLE + "membership#Learner"]
+        if i % 5 == 0:
+            roles = ["Learner"]
+        if i == 7:
+            roles = [ROLE + "membership#Instructor", ROLE + "membership/Instructor#TeachingAssistant"]
+        g, f = given[i % len(given)], family[i % len(family)]
+        members.append({
+            "user_id": f"plat-student-{i:02d}", "roles": roles,
+            "status": "Inactive" if i == 13 else "Active",
+            "name": f"{g} {f}", "given_name": g, "family_name": f,
+            "email": f"{g.lower()}.{f.lower()}@example.edu",
+        })
+    return members
+
+
+ROSTER = _roster()
+_line_items: t.Dict[str, t.Dict[str, t.Any]] = {}  # by URL, in creation order
+_scores: t.Dict[str, t.List[t.Dict[str, t.Any]]] = {}  # line item URL -> scores received
+_services_log: t.Dict[str, t.Any] = {"token_requests": 0, "tokens_issued": 0, "calls": []}
+_next_line_item = [0]
+
+
+def lineitems_url() -> str:
+    return f"{S.base_url}/ags/{CONTEXT['id']}/lineitems"
+
+
+def lineitem_url(key: str) -> str:
+    return f"{lineitems_url()}/{key}/lineitem"
+
+
+def memberships_url() -> str:
+    return f"{S.base_url}/nrps/{CONTEXT['id']}/memberships"
+
+
+def _init_gradebook() -> None:
+    url = lineitem_url("li-quiz-3")
+    _line_items[url] = {"id": url, "label": RESOURCE_LINK["title"], "scoreMaximum": 10,
+                        "resourceLinkId": RESOURCE_LINK["id"], "resourceId": "quiz-3", "tag": "quiz"}
+    _scores[url] = []
+
+
+def _timestamp(value: t.Any) -> t.Optional[float]:
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo else None
+
+
+def _number(value: t.Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+class Gradebook(AssignmentsGradesService):
+    """The library's AGS handlers over the in-memory gradebook; line item ids are
+    their URLs."""
+
+    def __init__(self, lti_request: LtiRequest, conf: "PlatformConf", item_url: t.Optional[str] = None) -> None:
+        super().__init__(lti_request, conf, lineitems_url=lineitems_url(), lineitem_url=item_url)
+
+    def find_lineitems(self, page: int = 1, limit: t.Optional[int] = None, line_item_id: t.Optional[str] = None,
+                       resource_link_id: t.Optional[str] = None, resource_id: t.Optional[str] = None,
+                       tag: t.Optional[str] = None) -> t.Any:
+        with _lock:
+            items = [dict(i) for i in _line_items.values()
+                     if (resource_link_id is None or i.get("resourceLinkId") == resource_link_id)
+                     and (resource_id is None or i.get("resourceId") == resource_id)
+                     and (tag is None or i.get("tag") == tag)]
+        size = limit or PAGE_SIZE
+        start = (page - 1) * size
+        return {"content": items[start:start + size], "has_next": start + size < len(items)}
+
+    def find_lineitem(self, line_item_id: str) -> t.Any:
+        with _lock:
+            item = _line_items.get(line_item_id)
+        if item is None:
+            raise LineItemNotFoundException(line_item_id)
+        return dict(item)
+
+    def create_lineitem(self, creation_data: t.Any) -> t.Any:
+        with _lock:
+            _next_line_item[0] += 1
+            url = lineitem_url(f"li-{_next_line_item[0]}")
+            item = {k: v for k, v in creation_data.items() if k != "id"}
+            item["id"] = url
+            _line_items[url] = item
+            _scores[url] = []
+        return dict(item)
+
+    def update_lineitem(self, update_data: t.Any) -> t.Any:
+        with _lock:
+            if update_data["id"] not in _line_items:
+                raise LineItemNotFoundException(update_data["id"])
+            _line_items[update_data["id"]] = dict(update_data)
+        return dict(update_data)
+
+    def delete_lineitem(self, line_item_id: str) -> None:
+        with _lock:
+            if _line_items.pop(line_item_id, None) is None:
+                raise LineItemNotFoundException(line_item_id)
+            _scores.pop(line_item_id, None)
+
+    def update_score(self, line_item_id: str, score: t.Any) -> UpdateScoreStatus:
+        at = _timestamp(score["timestamp"])
+        with _lock:
+            if line_item_id not in _line_items:
+                raise LineItemNotFoundException(line_item_id)
+            mine = [s for s in _scores[line_item_id] if s["userId"] == score["userId"]]
+            latest = max((_timestamp(s["timestamp"]) or 0 for s in mine), default=None)
+            if latest is not None and at is not None and at < latest:
+                return UpdateScoreStatus.OLD_TIMESTAMP
+            if score in mine:
+                return UpdateScoreStatus.SUCCESS  # the same score again: a retry
+            _scores[line_item_id].append(dict(score))
+            return UpdateScoreStatus.SUCCESS if mine else UpdateScoreStatus.CREATED
+
+    def get_results(self, line_item_id: str, page: int = 1, limit: t.Optional[int] = None,
+                    user_id: t.Optional[str] = None) -> t.Any:
+        with _lock:
+            if line_item_id not in _line_items:
+                raise LineItemNotFoundException(line_item_id)
+            latest: t.Dict[str, t.Dict[str, t.Any]] = {}
+            for s in _scores[line_item_id]:
+                if user_id is None or s["userId"] == user_id:
+                    latest[s["userId"]] = s  # scores arrive in timestamp order
+        results = []
+        for uid, s in latest.items():
+            r: t.Dict[str, t.Any] = {"id": f"{line_item_id}/results/{uid}", "scoreOf": line_item_id, "userId": uid}
+            if "scoreGiven" in s:
+                r.update(resultScore=s["scoreGiven"], resultMaximum=s["scoreMaximum"])
+            if s.get("comment"):
+                r["comment"] = s["comment"]
+            results.append(r)
+        size = limit or PAGE_SIZE
+        start = (page - 1) * size
+        return {"content": results[start:start + size], "has_next": start + size < len(results)}
+
+
+class Roster(NamesRoleProvisioningService):
+    def __init__(self, lti_request: LtiRequest, conf: "PlatformConf") -> None:
+        super().__init__(lti_request, conf, context_memberships_url=memberships_url())
+
+    def get_context_by_id(self) -> Context:
+        return Context(id=CONTEXT["id"], label=CONTEXT["label"], title=CONTEXT["title"])
+
+    def is_resource_link_valid(self, context_id: str, resource_link_id: str) -> bool:
+        return context_id == CONTEXT["id"] and resource_link_id == RESOURCE_LINK["id"]
+
+    def get_member_data_page(self, page: int = 1, limit: t.Optional[int] = None, role: t.Optional[str] = None,
+                             since: t.Optional[str] = None, rlid: t.Optional[str] = None) -> t.Any:
+        def short(r: str) -> str:
+            return r.rsplit("#", 1)[-1] if r.startswith(ROLE + "membership") else r
+
+        members = [copy.deepcopy(m) for m in ROSTER
+                   if role is None or any(short(r) == short(role) for r in m["roles"])]
+        size = limit or PAGE_SIZE
+        start = (page - 1) * size
+        return {"content": members[start:start + size], "has_next": start + size < len(members)}
+
+
+def _service_error(status: int, error: str, description: str) -> Response:
+    resp = jsonify({"error": error, "error_description": description})
+    resp.status_code = status
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = "Bearer"
+    return resp
+
+
+def _authorized(scopes: t.Sequence[str]) -> t.Optional[Response]:
+    """The glue's own check of the access token: signed by this platform, ours,
+    unexpired, carrying one of `scopes`. None when the call may go on."""
+    with _lock:
+        _services_log["calls"].append({"method": request.method, "path": request.full_path.rstrip("?")})
+    auth = request.headers.get("Authorization", "").split()
+    if len(auth) != 2 or auth[0].lower() != "bearer":
+        return _service_error(401, "invalid_token", "an access token from /token is required")
+    try:
+        claims = jwt.decode(auth[1], S.public_pem, algorithms=["RS256"], options={"require": ["exp", "iss"]})
+    except jwt.InvalidTokenError as exc:
+        return _service_error(401, "invalid_token", f"the access token is refused: {exc}")
+    if claims.get("iss") != S.issuer or claims.get("sub") != S.client_id:
+        return _service_error(401, "invalid_token", "the access token is not this platform's for this tool")
+    granted = str(claims.get("scopes", "")).split()
+    if not any(s in granted for s in scopes):
+        return _service_error(403, "insufficient_scope", "the access token lacks " + " or ".join(scopes))
+    return None
+
+
+def _query(allowed: t.Sequence[str]) -> t.Union[t.Dict[str, t.Any], Response]:
+    """The query parameters the spec defines, page and limit as ints."""
+    params: t.Dict[str, t.Any] = {k: v for k, v in request.args.items() if k in allowed}
+    for name, default in (("page", 1), ("limit", PAGE_SIZE)):
+        value = params.get(name, default)
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            return _service_error(400, "invalid_request", f"{name} must be a number")
+        if number < 1:
+            return _service_error(400, "invalid_request", f"{name} must be at least 1")
+        params[name] = min(number, 100) if name == "limit" else number
+    return params
+
+
+def _lti_request(get_data: t.Optional[t.Dict[str, t.Any]] = None) -> LtiRequest:
+    lti_request = FlaskLtiRequest(request)
+    if get_data is not None:
+        lti_request.request["get_data"] = get_data
+    return lti_request
+
+
+def _respond(resp: LtiResponse) -> Response:
+    """The library's Response as HTTP, as its Django adapter does: a page's content
+    as the body, its next page as a Link header (`<...>; rel=next`)."""
+    if not 200 <= resp.code < 300:
+        return _service_error(resp.code, "invalid_request" if resp.code < 500 else "server_error", resp.message)
+    result = resp.result
+    next_url = None
+    if isinstance(result, dict):
+        next_url = result.get("next")
+        data = result["content"] if "content" in result else {k: v for k, v in result.items() if k != "next"}
+    else:
+        data = result
+    body = "" if data is None else json.dumps(data)
+    out = Response(body, status=resp.code, headers={"Content-Type": resp.media_type} if body else {})
+    if next_url:
+        out.headers["Link"] = generate_next_link(next_url)
+    return out
+
+
+def _service_conf() -> "PlatformConf":
+    conf = PlatformConf()
+    conf.get_registration()
+    return conf
+
+
+def _line_item_body(url: t.Optional[str] = None) -> t.Union[t.Dict[str, t.Any], Response]:
+    if request.mimetype != MEDIA_LINEITEM:
+        return _service_error(415, "invalid_request", f"a line item is sent as {MEDIA_LINEITEM}")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _service_error(400, "invalid_request", "the body must be a JSON object")
+    if not isinstance(body.get("label"), str) or not body["label"].strip():
+        return _service_error(400, "invalid_request", "label is required")
+    if not _number(body.get("scoreMaximum")) or body["scoreMaximum"] <= 0:
+        return _service_error(400, "invalid_request", "scoreMaximum must be a number greater than 0")
+    if body.get("resourceLinkId") not in (None, RESOURCE_LINK["id"]):
+        return _service_error(400, "invalid_request", "resourceLinkId is not a resource link of this context")
+    if url is not None and body.get("id") not in (None, url):
+        return _service_error(400, "invalid_request", "id must be the line item's URL")
+    return body
+
+
+def _known_context(ctx: str) -> t.Optional[Response]:
+    return None if ctx == CONTEXT["id"] else _service_error(404, "not_found", "no such context")
+
+
+@app.route("/ags/<ctx>/lineitems", methods=["GET", "POST"])
+def ags_lineitems(ctx: str) -> Response:
+    refused = _known_context(ctx) or _authorized(
+        [SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY] if request.method == "GET" else [SCOPE_LINEITEM])
+    if refused:
+        return refused
+    if request.method == "GET":
+        params = _query(["page", "limit", "resource_link_id", "resource_id", "tag"])
+        if isinstance(params, Response):
+            return params
+        return _respond(Gradebook(_lti_request(params), _service_conf()).handle_get_lineitems())
+    body = _line_item_body()
+    if isinstance(body, Response):
+        return body
+    return _respond(Gradebook(_lti_request(), _service_conf()).handle_create_lineitem())
+
+
+@app.route("/ags/<ctx>/lineitems/<key>/lineitem", methods=["GET", "PUT", "DELETE"])
+def ags_lineitem(ctx: str, key: str) -> Response:
+    refused = _known_context(ctx) or _authorized(
+        [SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY] if request.method == "GET" else [SCOPE_LINEITEM])
+    if refused:
+        return refused
+    url = lineitem_url(key)
+    service = Gradebook(_lti_request(), _service_conf(), url)
+    if request.method == "GET":
+        return _respond(service.handle_get_lineitem(url))
+    if request.method == "DELETE":
+        return _respond(service.handle_delete_lineitem(url))
+    body = _line_item_body(url)
+    if isinstance(body, Response):
+        return body
+    return _respond(service.handle_update_lineitem(url))
+
+
+@app.post("/ags/<ctx>/lineitems/<key>/lineitem/scores")
+def ags_scores(ctx: str, key: str) -> Response:
+    refused = _known_context(ctx) or _authorized([SCOPE_SCORE])
+    if refused:
+        return refused
+    if request.mimetype != MEDIA_SCORE:
+        return _service_error(415, "invalid_request", f"a score is sent as {MEDIA_SCORE}")
+    score = request.get_json(silent=True)
+    if not isinstance(score, dict):
+        return _service_error(400, "invalid_request", "the body must be a JSON object")
+    if not any(m["user_id"] == score.get("userId") for m in ROSTER):
+        return _service_error(400, "invalid_request", "userId is not a member of this context")
+    if _timestamp(score.get("timestamp")) is None:
+        return _service_error(400, "invalid_request", "timestamp must be an ISO 8601 date-time with a zone")
+    if score.get("activityProgress") not in ACTIVITY or score.get("gradingProgress") not in GRADING:
+        return _service_error(400, "invalid_request", "activityProgress and gradingProgress must be AGS values")
+    if "scoreGiven" in score:
+        if not _number(score["scoreGiven"]) or score["scoreGiven"] < 0:
+            return _service_error(400, "invalid_request", "scoreGiven must be a number, at least 0")
+        if not _number(score.get("scoreMaximum")) or score["scoreMaximum"] <= 0:
+            return _service_error(400, "invalid_request", "scoreMaximum (> 0) is required with scoreGiven")
+    url = lineitem_url(key)
+    resp = Gradebook(_lti_request(), _service_conf(), url).handle_update_score(url)
+    if 200 <= resp.code < 300:
+        resp.result = None  # the library sets the line item media type on an empty answer
+        resp.code = 204 if resp.code == 200 else resp.code
+    return _respond(resp)
+
+
+@app.get("/ags/<ctx>/lineitems/<key>/lineitem/results")
+def ags_results(ctx: str, key: str) -> Response:
+    refused = _known_context(ctx) or _authorized([SCOPE_RESULT])
+    if refused:
+        return refused
+    params = _query(["page", "limit", "user_id"])
+    if isinstance(params, Response):
+        return params
+    url = lineitem_url(key)
+    return _respond(Gradebook(_lti_request(params), _service_conf(), url).handle_get_results(url))
+
+
+@app.get("/nrps/<ctx>/memberships")
+def nrps_memberships(ctx: str) -> Response:
+    refused = _known_context(ctx) or _authorized([SCOPE_NRPS])
+    if refused:
+        return refused
+    params = _query(["page", "limit", "role", "rlid"])
+    if isinstance(params, Response):
+        return params
+    return _respond(Roster(_lti_request(params), _service_conf()).handle_get_members())
+
+
+@app.get("/.gradebook")
+def gradebook_json() -> Response:
+    with _lock:
+        return jsonify({"lineItems": list(_line_items.values()),
+                        "scores": copy.deepcopy(_scores), "roster": ROSTER})
+
+
+@app.get("/.services")
+def services_json() -> Response:
+    with _lock:
+        return jsonify(copy.deepcopy(_services_log))
 
 
 def _dl_refused(check: str, description: str) -> Response:
@@ -989,6 +1421,7 @@ def main(argv: t.Optional[t.List[str]] = None) -> None:
     ap.add_argument("--target-link-uri", help="default: the tool launch URL")
     ap.add_argument("--tool-jwks-url", help="default {tool}/.well-known/jwks.json")
     S = Settings(ap.parse_args(argv))
+    _init_gradebook()
     server = make_server("127.0.0.1", S.port, app, threaded=True)
     print(f"platform_server ready on {S.base_url} (tool {S.tool_base_url})", flush=True)
     try:

@@ -162,7 +162,11 @@ def test_our_platform_launches_into_pylti1p3(pylti_from_dev: DevPlatformTool, us
     assert body["has_ags"] and body["has_nrps"]
     assert claims[AGS]["lineitems"] == f"{issuer}/courses/demo-course-101/lineitems"
     assert claims[AGS]["scope"] == ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+                                    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+                                    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
                                     "https://purl.imsglobal.org/spec/lti-ags/scope/score"]
+    # the demo activity has no line item for this tool (its gradebook is per tool)
+    assert "lineitem" not in claims[AGS]
     assert claims[NRPS] == {"context_memberships_url": f"{issuer}/courses/demo-course-101/memberships",
                             "service_versions": ["2.0"]}
     assert 0 < claims["exp"] - claims["iat"] <= 600

@@ -5,6 +5,9 @@
 * each hardening check of its OIDC auth endpoint rejects a bad request;
 * every tamper mode yields a launch that the pylti1p3 tool rejects;
 * its token endpoint checks client assertions (aud, exp, jti replay, ...);
+* its AGS and NRPS services (lti1p3platform's handlers, hardened in the glue)
+  take only tokens with the operation's scope, validate scores and line items,
+  and page the roster and results with working next links;
 * browser.py handles redirects, cookies and auto-submitting forms.
 """
 from __future__ import annotations
@@ -399,6 +402,9 @@ def test_token_assertion_replay_is_rejected(token_setup: TokenSetup) -> None:
         ("aud_other", lambda s: s.keys.assertion(s.token_url, aud="https://elsewhere.example/token"), "aud"),
         ("aud_issuer", lambda s: s.keys.assertion(s.token_url, aud=s.platform_url), "aud"),
         ("aud_missing", lambda s: s.keys.assertion(s.token_url, drop=["aud"]), "aud"),
+        ("aud_list_with_another", lambda s: s.keys.assertion(s.token_url, aud=[s.token_url, "https://x.example"]),
+         "aud"),
+        ("aud_trailing_slash", lambda s: s.keys.assertion(s.token_url, aud=s.token_url + "/"), "aud"),
         ("expired", lambda s: s.keys.assertion(s.token_url, iat=int(time.time()) - 900,
                                                exp=int(time.time()) - 300), ("assertion", "exp")),
         ("exp_missing", lambda s: s.keys.assertion(s.token_url, drop=["exp"]), "exp"),
@@ -445,6 +451,119 @@ def test_token_endpoint_refetches_rotated_tool_keys(token_setup: TokenSetup) -> 
     s.keys.rotate()
     r = token_request(s, s.keys.assertion(s.token_url))
     assert r.status_code == 200, r.text
+
+
+# --------------------------------------------------------------------------
+# the platform's AGS and NRPS services, with tokens from its token endpoint
+# --------------------------------------------------------------------------
+
+LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+RESULT_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly"
+MEDIA_SCORE = "application/vnd.ims.lis.v1.score+json"
+MEDIA_LINEITEM = "application/vnd.ims.lis.v2.lineitem+json"
+
+
+def access_token(s: TokenSetup, scope: str) -> str:
+    r = token_request(s, s.keys.assertion(s.token_url), scope=scope)
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+def bearer(token: str, **headers: str) -> t.Dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **headers}
+
+
+def score_body(user: str, given: float, at: str) -> t.Dict[str, t.Any]:
+    return {"userId": user, "scoreGiven": given, "scoreMaximum": 10, "timestamp": at,
+            "activityProgress": "Completed", "gradingProgress": "FullyGraded"}
+
+
+def quiz_url(s: TokenSetup) -> str:
+    return f"{s.platform_url}/ags/ctx-interop-101/lineitems/li-quiz-3/lineitem"
+
+
+def test_services_take_only_a_token_with_the_operations_scope(token_setup: TokenSetup) -> None:
+    s = token_setup
+    roster = f"{s.platform_url}/nrps/ctx-interop-101/memberships"
+    assert requests.get(roster, timeout=5).status_code == 401
+    # the library's own check raises on a token that is not its JWT (a 500): the glue answers 401
+    r = requests.get(roster, headers=bearer("not-a-token"), timeout=5)
+    assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+    results_only = access_token(s, RESULT_SCOPE)
+    # the library accepts any AGS scope for any AGS call; the glue wants the operation's
+    r = requests.post(f"{quiz_url(s)}/scores", headers=bearer(results_only, **{"Content-Type": MEDIA_SCORE}),
+                      data=json.dumps(score_body("plat-user-learner-0001", 5, "2030-01-01T10:00:00Z")), timeout=5)
+    assert r.status_code == 403 and r.json()["error"] == "insufficient_scope", r.text
+    r = requests.post(f"{s.platform_url}/ags/ctx-interop-101/lineitems",
+                      headers=bearer(results_only, **{"Content-Type": MEDIA_LINEITEM}),
+                      data=json.dumps({"label": "x", "scoreMaximum": 1}), timeout=5)
+    assert r.status_code == 403, r.text
+    assert requests.get(roster, headers=bearer(results_only), timeout=5).status_code == 403
+    assert requests.get(f"{quiz_url(s)}/results", headers=bearer(results_only), timeout=5).status_code == 200
+
+
+def test_the_roster_is_served_page_by_page_with_next_links(token_setup: TokenSetup) -> None:
+    s = token_setup
+    token = access_token(s, NRPS_SCOPE)
+    url: t.Optional[str] = f"{s.platform_url}/nrps/ctx-interop-101/memberships"
+    members: t.List[t.Dict[str, t.Any]] = []
+    pages = 0
+    while url:
+        r = requests.get(url, headers=bearer(token), timeout=5)
+        assert r.status_code == 200, r.text  # page 2 is where the library's str + int broke
+        assert r.headers["Content-Type"] == "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
+        body = r.json()
+        assert body["context"]["id"] == "ctx-interop-101" and "next" not in body
+        members += body["members"]
+        pages += 1
+        url = r.links.get("next", {}).get("url")
+    assert pages == 3 and len(members) == 25
+    assert len({m["user_id"] for m in members}) == 25
+    r = requests.get(f"{s.platform_url}/nrps/ctx-interop-101/memberships?role=Learner&limit=50",
+                     headers=bearer(token), timeout=5)
+    learners = r.json()["members"]
+    assert learners and all(any(x.endswith("Learner") for x in m["roles"]) for m in learners)
+    r = requests.get(f"{s.platform_url}/nrps/ctx-interop-101/memberships?page=two", headers=bearer(token), timeout=5)
+    assert r.status_code == 400
+
+
+def test_scores_are_checked_and_land_in_the_gradebook(token_setup: TokenSetup) -> None:
+    s = token_setup
+    token = access_token(s, f"{SCORE} {LINEITEM_SCOPE} {RESULT_SCOPE}")
+    headers = bearer(token, **{"Content-Type": MEDIA_SCORE})
+    post = lambda url, body, h=headers: requests.post(f"{url}/scores", headers=h, data=json.dumps(body), timeout=5)
+    user = "plat-student-04"
+    assert post(quiz_url(s), score_body(user, 6, "2030-01-01T10:00:00.000Z")).status_code == 201
+    assert post(quiz_url(s), score_body(user, 6, "2030-01-01T10:00:00.000Z")).status_code == 204  # a retry
+    assert post(quiz_url(s), score_body(user, 7, "2030-01-01T09:00:00.000Z")).status_code == 409  # older
+    assert post(quiz_url(s), score_body("nobody", 7, "2030-01-01T11:00:00Z")).status_code == 400
+    assert post(quiz_url(s), dict(score_body(user, 7, "2030-01-01T11:00:00Z"), gradingProgress="Done")).status_code == 400
+    assert post(quiz_url(s), {k: v for k, v in score_body(user, 7, "2030-01-01T11:00:00Z").items()
+                              if k != "scoreMaximum"}).status_code == 400
+    assert post(quiz_url(s), score_body(user, 7, "2030-01-01T11:00:00Z"),
+                bearer(token, **{"Content-Type": "application/json"})).status_code == 415
+    book = requests.get(f"{s.platform_url}/.gradebook", timeout=5).json()
+    mine = [x for x in book["scores"][quiz_url(s)] if x["userId"] == user]
+    assert mine == [score_body(user, 6, "2030-01-01T10:00:00.000Z")]
+
+    # results of a new line item, more than a page: the next link is that item's
+    r = requests.post(f"{s.platform_url}/ags/ctx-interop-101/lineitems",
+                      headers=bearer(token, **{"Content-Type": MEDIA_LINEITEM}),
+                      data=json.dumps({"label": "Essay", "scoreMaximum": 10, "tag": "essay"}), timeout=5)
+    assert r.status_code == 201, r.text
+    essay = r.json()["id"]
+    assert r.headers["Content-Type"] == MEDIA_LINEITEM and essay != quiz_url(s)
+    for i in range(1, 13):
+        assert post(essay, score_body(f"plat-student-{i:02d}", i % 10, "2030-01-02T10:00:00Z")).status_code == 201
+    r = requests.get(f"{essay}/results", headers=bearer(token), timeout=5)
+    assert r.status_code == 200 and len(r.json()) == 10
+    assert r.links["next"]["url"].startswith(f"{essay}/results?"), r.headers["Link"]
+    r = requests.get(r.links["next"]["url"], headers=bearer(token), timeout=5)
+    assert r.status_code == 200 and len(r.json()) == 2
+    bad = requests.post(f"{s.platform_url}/ags/ctx-interop-101/lineitems",
+                        headers=bearer(token, **{"Content-Type": MEDIA_LINEITEM}),
+                        data=json.dumps({"label": "", "scoreMaximum": 0}), timeout=5)
+    assert bad.status_code == 400
 
 
 # --------------------------------------------------------------------------

@@ -288,7 +288,12 @@ async fn every_event_file_is_answered_by_its_function() {
         .expect("install");
     for name in [
         "ags-lineitems-get.json",
+        "ags-lineitems-post.json",
+        "ags-lineitem-get.json",
+        "ags-lineitem-put.json",
+        "ags-lineitem-delete.json",
         "ags-scores-post.json",
+        "ags-results-get.json",
         "deep-link-post.json",
     ] {
         let response = services.handle(to_http(event(name))).await;

@@ -8,10 +8,18 @@
 //! which — server side, with the service key the browser never sees — calls the tool's
 //! `POST /lti/deep-link` with the launch id as bearer and answers the browser with the
 //! tool's `autoSubmitHtml`, so the browser posts the signed response to the platform.
+//!
+//! Grades and rosters: after a resource-link launch an instructor (or teaching
+//! assistant, content developer, administrator) gets **Submit a score** for a learner
+//! of the course and **Show roster**; a learner gets **Submit my score**. Each form
+//! posts to the app's own backend (`POST /app/services`), which calls the tool's
+//! `/lti/ags/scores` or `/lti/nrps/members` server side, with the service key and the
+//! launch id as bearer, and shows what came back.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use lti_core::error::Secret;
 use lti_core::keys::{parse_jwks, KeySetFetcher};
+use lti_core::launch::roles::RoleKind;
 use lti_core::launch::{DeepLinkingSettings, LaunchContext};
 use lti_core::random::{Random, SystemRandom};
 use lti_http::{HttpRequest, HttpResponse};
@@ -24,6 +32,12 @@ use std::sync::Mutex;
 
 /// Where the picker posts what was picked (the app's own backend).
 pub const PICKED_PATH: &str = "/app/deep-link";
+/// Where the grade and roster forms post (the app's own backend).
+pub const SERVICES_PATH: &str = "/app/services";
+/// At most this many launch sessions are remembered (the oldest goes first).
+const MAX_SESSIONS: usize = 500;
+/// A launch session lasts at most this long, seconds (and never past the app token).
+const SESSION_SECONDS: i64 = 3600;
 /// At most this many open pickers are remembered (the oldest goes first).
 const MAX_PICKERS: usize = 200;
 /// A picker stays open at most this long, seconds (and never past the app token).
@@ -42,6 +56,7 @@ pub struct DemoApp {
     /// answer.
     pub backend: Option<AppBackend>,
     pickers: Mutex<HashMap<String, Picker>>,
+    sessions: Mutex<HashMap<String, Session>>,
     http: reqwest::Client,
 }
 
@@ -49,6 +64,8 @@ pub struct DemoApp {
 pub struct AppBackend {
     /// `<tool>/lti/deep-link`.
     pub deep_link_url: String,
+    /// `<tool>`: the services live under `/lti/ags` and `/lti/nrps`.
+    pub tool_url: String,
     /// The service key (`x-api-key`). Used server side only.
     pub service_key: Secret,
 }
@@ -60,6 +77,16 @@ struct Picker {
     settings: DeepLinkingSettings,
     claims: Value,
     expires_at: i64,
+}
+
+/// A launch the grade and roster forms act for: the launch id stays here, server side.
+#[derive(Clone)]
+struct Session {
+    launch_id: String,
+    claims: Value,
+    expires_at: i64,
+    /// The course's learners (platform user id, name), once the roster was read.
+    learners: Option<Vec<(String, String)>>,
 }
 
 /// A sample item the picker offers.
@@ -136,6 +163,7 @@ impl DemoApp {
             fetcher,
             backend: None,
             pickers: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
             http: reqwest::Client::builder()
                 .connect_timeout(std::time::Duration::from_secs(3))
                 .timeout(std::time::Duration::from_secs(15))
@@ -149,15 +177,19 @@ impl DemoApp {
     pub fn with_service_key(mut self, key: impl Into<String>) -> Self {
         self.backend = Some(AppBackend {
             deep_link_url: format!("{}/lti/deep-link", self.tool_issuer),
+            tool_url: self.tool_issuer.clone(),
             service_key: Secret::new(key.into()),
         });
         self
     }
 
-    /// Handles `/app` and the picker's `/app/deep-link`.
+    /// Handles `/app`, the picker's `/app/deep-link` and the forms' `/app/services`.
     pub async fn handle(&self, request: HttpRequest) -> HttpResponse {
         if request.uri().path() == PICKED_PATH {
             return self.picked(&request).await;
+        }
+        if request.uri().path() == SERVICES_PATH {
+            return self.services_action(&request).await;
         }
         let token = if request.method() == http::Method::POST {
             serde_urlencoded::from_bytes::<Landing>(request.body())
@@ -184,7 +216,10 @@ impl DemoApp {
             Ok(claims) if claims["lti"]["messageType"] == "LtiDeepLinkingRequest" => {
                 self.open_picker(claims)
             }
-            Ok(claims) => respond(200, welcome(&claims, None)),
+            Ok(claims) => {
+                let panel = self.services_panel(&claims).await;
+                respond(200, welcome(&claims, panel))
+            }
             Err(reason) => respond(
                 401,
                 page(
@@ -271,6 +306,7 @@ fn welcome(claims: &Value, picker: Option<Markup>) -> String {
                 tr { td { "Course" } td #course { (ctx.context.as_ref().and_then(|c| c.title.clone()).unwrap_or_else(|| "(none)".into())) } }
                 tr { td { "Activity" } td #activity { (ctx.resource_link.as_ref().and_then(|r| r.title.clone()).unwrap_or_else(|| "(none)".into())) } }
                 tr { td { "Platform" } td #platform { (ctx.platform.name) " — " code { (ctx.platform.issuer) } } }
+                tr { td { "Launch id" } td #launch-id { code { (ctx.launch_id) } } }
                 tr { td { "Custom" } td #custom { @for (k, v) in &custom { code { (k) "=" (v) } " " } } }
             }
             h2 { "App token claims" }
@@ -571,4 +607,515 @@ fn tool_refused(status: u16, code: &str, message: &str) -> HttpResponse {
             },
         ),
     )
+}
+
+/// True if the launch's roles are staff's in the course: they grade and read rosters.
+fn is_staff(ctx: &LaunchContext) -> bool {
+    ctx.roles.mapped.iter().any(|r| {
+        matches!(
+            r,
+            RoleKind::Instructor
+                | RoleKind::TeachingAssistant
+                | RoleKind::ContentDeveloper
+                | RoleKind::Admin
+        )
+    })
+}
+
+/// What the tool answered one of the backend's calls.
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+impl Answer {
+    /// The refusal shown to the person: the tool's code and sentence.
+    fn refusal(&self) -> Markup {
+        let code = self.body["error"]["code"].as_str().unwrap_or("UNKNOWN");
+        let message = self.body["error"]["message"]
+            .as_str()
+            .unwrap_or("The tool's services refused the call.");
+        html! {
+            section #service-error {
+                h2.bad { "The tool refused" }
+                p #service-error-message { (message) }
+                p { "Error " code #service-error-code { (code) } " (HTTP " (self.status) ")." }
+            }
+        }
+    }
+}
+
+/// A number from a form field: finite, at least 0.
+fn form_number(value: Option<&str>) -> Option<f64> {
+    value
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+}
+
+/// A number as people read it (`8`, not `8.0`).
+fn plain(value: &Value) -> String {
+    match value.as_f64() {
+        Some(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => format!("{}", v as i64),
+        Some(v) => v.to_string(),
+        None => "—".into(),
+    }
+}
+
+impl DemoApp {
+    /// Remembers the launch the forms act for; returns the session's id (what the
+    /// forms carry instead of the launch id).
+    fn open_session(&self, launch_id: &str, claims: &Value) -> String {
+        let now = now();
+        let expires_at = claims["exp"]
+            .as_i64()
+            .unwrap_or(now)
+            .min(now + SESSION_SECONDS);
+        let id = SystemRandom.token(16);
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, s| s.expires_at > now);
+        if sessions.len() >= MAX_SESSIONS {
+            if let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.expires_at)
+                .map(|(k, _)| k.clone())
+            {
+                sessions.remove(&oldest);
+            }
+        }
+        sessions.insert(
+            id.clone(),
+            Session {
+                launch_id: launch_id.to_string(),
+                claims: claims.clone(),
+                expires_at,
+                learners: None,
+            },
+        );
+        id
+    }
+
+    fn session(&self, id: &str) -> Option<Session> {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.get(id).filter(|s| s.expires_at > now()).cloned()
+    }
+
+    fn remember_learners(&self, id: &str, learners: Vec<(String, String)>) {
+        if let Some(session) = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(id)
+        {
+            session.learners = Some(learners);
+        }
+    }
+
+    /// A call from the app's backend to the tool's services: the service key and the
+    /// launch id as bearer, JSON in and out. `Err` when the tool did not answer.
+    async fn call_tool(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        launch_id: &str,
+        body: Option<Value>,
+        timeout_seconds: u64,
+    ) -> Result<Answer, String> {
+        let backend = self.backend.as_ref().ok_or("the app has no service key")?;
+        let mut call = self
+            .http
+            .request(method, format!("{}{path}", backend.tool_url))
+            .header("x-api-key", backend.service_key.expose())
+            .bearer_auth(launch_id)
+            .header("accept", "application/json")
+            .timeout(std::time::Duration::from_secs(timeout_seconds));
+        if let Some(body) = body {
+            call = call.json(&body);
+        }
+        let response = call.send().await.map_err(|e| {
+            tracing::warn!(error = %e, "demo app: the tool's services did not answer");
+            "The tool's services did not answer.".to_string()
+        })?;
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        Ok(Answer { status, body })
+    }
+
+    /// The course's learners from a roster answer: (platform user id, name).
+    fn learners_of(roster: &Value) -> Vec<(String, String)> {
+        roster["members"]
+            .as_array()
+            .map(|members| {
+                members
+                    .iter()
+                    .filter(|m| {
+                        m["roles"]["mapped"]
+                            .as_array()
+                            .is_some_and(|r| r.iter().any(|k| k == "learner"))
+                    })
+                    .filter_map(|m| {
+                        let id = m["userId"].as_str()?.to_string();
+                        let name = m["name"]
+                            .as_str()
+                            .or_else(|| m["email"].as_str())
+                            .map(str::to_string)
+                            .unwrap_or_else(|| id.clone());
+                        Some((id, name))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The grade and roster forms for a resource-link launch, or nothing when the
+    /// launch offers neither service, its roles use neither, or the app has no key.
+    async fn services_panel(&self, claims: &Value) -> Option<Markup> {
+        let ctx: LaunchContext = serde_json::from_value(claims["lti"].clone()).ok()?;
+        let staff = is_staff(&ctx);
+        let learner = ctx.roles.mapped.contains(&RoleKind::Learner);
+        let (ags, nrps) = (ctx.services.ags.is_some(), ctx.services.nrps.is_some());
+        if !(staff || learner) || !(ags || nrps) {
+            return None;
+        }
+        if self.backend.is_none() {
+            return Some(html! {
+                section #grades-and-roster {
+                    h2 { "Grades and roster" }
+                    p.muted { "This demo app has no service key for the tool's services (the dev server gives it one; set LTI_SERVICE_KEY)." }
+                }
+            });
+        }
+        let id = self.open_session(&ctx.launch_id, claims);
+        let mut note = None;
+        if staff && ags && nrps {
+            // The learners to choose from: the roster, read by the backend.
+            match self
+                .call_tool(
+                    reqwest::Method::GET,
+                    "/lti/nrps/members",
+                    &ctx.launch_id,
+                    None,
+                    10,
+                )
+                .await
+            {
+                Ok(answer) if answer.status == 200 => {
+                    self.remember_learners(&id, Self::learners_of(&answer.body));
+                }
+                Ok(answer) => {
+                    // The tool's error code, or the HTTP status when the answer has
+                    // none (a gateway's own error page).
+                    let why = answer.body["error"]["code"]
+                        .as_str()
+                        .map_or_else(|| format!("HTTP {}", answer.status), str::to_string);
+                    note = Some(format!(
+                        "The roster could not be read ({why}): type the learner's platform user id."
+                    ));
+                }
+                Err(why) => note = Some(format!("{why} Type the learner's platform user id.")),
+            }
+        }
+        let session = self.session(&id)?;
+        Some(self.panel(&id, &ctx, session.learners.as_deref(), note.as_deref()))
+    }
+
+    /// The forms: Submit a score and Show roster for staff, Submit my score for a
+    /// learner.
+    fn panel(
+        &self,
+        id: &str,
+        ctx: &LaunchContext,
+        learners: Option<&[(String, String)]>,
+        note: Option<&str>,
+    ) -> Markup {
+        let staff = is_staff(ctx);
+        let (ags, nrps) = (ctx.services.ags.is_some(), ctx.services.nrps.is_some());
+        html! {
+            section #grades-and-roster {
+                h2 { "Grades and roster" }
+                p.muted { "These buttons go to this app's backend, which calls the tool's services with its service key and this launch's id; neither reaches the browser." }
+                @if let Some(note) = note { p.bad #roster-note { (note) } }
+                @if staff && ags {
+                    form #score-form method="post" action=(SERVICES_PATH) {
+                        input type="hidden" name="session" value=(id);
+                        input type="hidden" name="action" value="score";
+                        label {
+                            "Learner "
+                            @match learners {
+                                Some(learners) if !learners.is_empty() => {
+                                    select #learner name="user" {
+                                        @for (user_id, name) in learners {
+                                            option value=(user_id) { (name) }
+                                        }
+                                    }
+                                }
+                                _ => { input #learner type="text" name="user" placeholder="platform user id" required; }
+                            }
+                        }
+                        " "
+                        label { "score " input #score type="number" name="score" value="80" min="0" step="any" required; }
+                        " "
+                        label { "out of " input #max type="number" name="max" value="100" min="0" step="any" required; }
+                        " "
+                        button #submit-score type="submit" { "Submit a score" }
+                    }
+                }
+                @if staff && nrps {
+                    form #roster-form method="post" action=(SERVICES_PATH) {
+                        input type="hidden" name="session" value=(id);
+                        input type="hidden" name="action" value="roster";
+                        button #show-roster type="submit" { "Show roster" }
+                    }
+                }
+                @if !staff && ags {
+                    form #my-score-form method="post" action=(SERVICES_PATH) {
+                        input type="hidden" name="session" value=(id);
+                        input type="hidden" name="action" value="my-score";
+                        label { "My score " input #score type="number" name="score" value="80" min="0" step="any" required; }
+                        " "
+                        label { "out of " input #max type="number" name="max" value="100" min="0" step="any" required; }
+                        " "
+                        button #submit-my-score type="submit" { "Submit my score" }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `POST /app/services`: the app's backend does what a form asked — posts a score,
+    /// or reads the roster — through the tool's services, and shows the answer above
+    /// the forms.
+    async fn services_action(&self, request: &HttpRequest) -> HttpResponse {
+        if request.method() != http::Method::POST {
+            return respond(
+                405,
+                page(
+                    "Demo app",
+                    html! { h1.bad { "Use the buttons of the app's page" } },
+                ),
+            );
+        }
+        let fields: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(request.body()).unwrap_or_default();
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let id = field("session").unwrap_or_default().to_string();
+        let Some(session) = self.session(&id) else {
+            return respond(
+                410,
+                page(
+                    "Demo app: session ended",
+                    html! {
+                        h1.bad #session-ended { "This launch's session has ended" }
+                        p { "Launch again from the course." }
+                    },
+                ),
+            );
+        };
+        let Ok(ctx) = serde_json::from_value::<LaunchContext>(session.claims["lti"].clone()) else {
+            return respond(
+                400,
+                page("Demo app", html! { h1.bad { "No launch context" } }),
+            );
+        };
+        let invalid = |why: &str| {
+            let result = html! { section #service-error { h2.bad { "Not sent" } p #service-error-message { (why) } } };
+            (400, result)
+        };
+        let action = field("action").unwrap_or_default();
+        let (status, result) = match action {
+            "roster" => self.show_roster(&id, &session).await,
+            "score" | "my-score" => {
+                let (Some(score), Some(max)) =
+                    (form_number(field("score")), form_number(field("max")))
+                else {
+                    let (status, result) =
+                        invalid("The score and its maximum must be numbers, at least 0.");
+                    return self.services_page(status, &id, &session, &ctx, result);
+                };
+                if max <= 0.0 {
+                    let (status, result) = invalid("The maximum must be greater than 0.");
+                    return self.services_page(status, &id, &session, &ctx, result);
+                }
+                let mut body = json!({"scoreGiven": score, "scoreMaximum": max});
+                if action == "score" {
+                    let Some(user) = field("user").map(str::trim).filter(|u| !u.is_empty()) else {
+                        let (status, result) = invalid("Choose a learner.");
+                        return self.services_page(status, &id, &session, &ctx, result);
+                    };
+                    body["userId"] = json!(user);
+                }
+                self.submit_score(&session, &ctx, body).await
+            }
+            _ => invalid("Unknown action."),
+        };
+        // The roster may have just been read: the forms offer its learners.
+        let session = self.session(&id).unwrap_or(session);
+        self.services_page(status, &id, &session, &ctx, result)
+    }
+
+    /// The app's page again: who arrived, `result` on top of the forms.
+    fn services_page(
+        &self,
+        status: u16,
+        id: &str,
+        session: &Session,
+        ctx: &LaunchContext,
+        result: Markup,
+    ) -> HttpResponse {
+        let panel = self.panel(id, ctx, session.learners.as_deref(), None);
+        respond(
+            status,
+            welcome(&session.claims, Some(html! { (result) (panel) })),
+        )
+    }
+
+    /// Show roster: every member, read through `/lti/nrps/members`.
+    async fn show_roster(&self, id: &str, session: &Session) -> (u16, Markup) {
+        let answer = match self
+            .call_tool(
+                reqwest::Method::GET,
+                "/lti/nrps/members",
+                &session.launch_id,
+                None,
+                30,
+            )
+            .await
+        {
+            Ok(answer) => answer,
+            Err(why) => {
+                return (
+                    502,
+                    html! { section #service-error { h2.bad { "No answer" } p #service-error-message { (why) } } },
+                )
+            }
+        };
+        if answer.status != 200 {
+            return (answer.status.clamp(400, 502), answer.refusal());
+        }
+        self.remember_learners(id, Self::learners_of(&answer.body));
+        let members = answer.body["members"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let text = |m: &Value, k: &str| m[k].as_str().unwrap_or_default().to_string();
+        let result = html! {
+            section #roster-result {
+                h2 { "Course roster" }
+                p #roster-count {
+                    (members.len()) " members, read from " (answer.body["pages"]) " page(s) of "
+                    (answer.body["context"]["title"].as_str().unwrap_or("the course")) "."
+                }
+                table #roster {
+                    tr { th { "Name" } th { "Email" } th { "Roles" } th { "Status" } th { "Platform user id" } th { "App user id" } }
+                    @for m in &members {
+                        tr.member data-user=(text(m, "userId")) {
+                            td.name { (m["name"].as_str().unwrap_or("(not shared)")) }
+                            td { (text(m, "email")) }
+                            td.roles title=(m["roles"]["raw"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")).unwrap_or_default()) {
+                                (m["roles"]["mapped"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default())
+                            }
+                            td { (text(m, "status")) }
+                            td { code { (text(m, "userId")) } }
+                            td { code.app-user-id { (text(m, "appUserId")) } }
+                        }
+                    }
+                }
+            }
+        };
+        (200, result)
+    }
+
+    /// Submit a score (staff: anyone's; a learner: its own) through
+    /// `/lti/ags/scores`, then, for staff, the line item it went to.
+    async fn submit_score(
+        &self,
+        session: &Session,
+        ctx: &LaunchContext,
+        body: Value,
+    ) -> (u16, Markup) {
+        let answer = match self
+            .call_tool(
+                reqwest::Method::POST,
+                "/lti/ags/scores",
+                &session.launch_id,
+                Some(body),
+                30,
+            )
+            .await
+        {
+            Ok(answer) => answer,
+            Err(why) => {
+                return (
+                    502,
+                    html! { section #service-error { h2.bad { "No answer" } p #service-error-message { (why) } } },
+                )
+            }
+        };
+        if answer.status != 200 {
+            return (answer.status.clamp(400, 502), answer.refusal());
+        }
+        let posted = &answer.body;
+        let line_item_url = posted["lineItem"].as_str().unwrap_or_default().to_string();
+        // Staff may read the line item: its label.
+        let mut label = None;
+        if is_staff(ctx) {
+            let path = format!(
+                "/lti/ags/lineitem?{}",
+                serde_urlencoded::to_string([("url", line_item_url.as_str())]).unwrap_or_default()
+            );
+            if let Ok(item) = self
+                .call_tool(reqwest::Method::GET, &path, &session.launch_id, None, 10)
+                .await
+            {
+                if item.status == 200 {
+                    label = item.body["lineItem"]["label"].as_str().map(str::to_string);
+                }
+            }
+        }
+        let user_id = posted["score"]["userId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let who = if user_id == ctx.user.sub {
+            ctx.user.name.clone().unwrap_or_else(|| user_id.clone())
+        } else {
+            session
+                .learners
+                .as_ref()
+                .and_then(|l| {
+                    l.iter()
+                        .find(|(id, _)| *id == user_id)
+                        .map(|(_, n)| n.clone())
+                })
+                .unwrap_or_else(|| user_id.clone())
+        };
+        let demo_gradebook = (ctx.platform.issuer == format!("{}/platform", self.tool_issuer))
+            .then(|| format!("{}/gradebook", ctx.platform.issuer));
+        let score = &posted["score"];
+        let result = html! {
+            section #score-result {
+                h2.ok { "Score posted" }
+                p {
+                    "Posted " b #posted-score { (plain(&score["scoreGiven"])) " / " (plain(&score["scoreMaximum"])) }
+                    " for " b #posted-user { (who) }
+                    " to line item " b #posted-line-item { (label.clone().unwrap_or_else(|| line_item_url.clone())) } "."
+                }
+                table {
+                    tr { td { "Platform user id" } td { code { (user_id) } } }
+                    tr { td { "Line item" } td { code #posted-line-item-url { (line_item_url) } } }
+                    tr { td { "Timestamp" } td { code #posted-timestamp { (score["timestamp"].as_str().unwrap_or_default()) } } }
+                    tr { td { "Progress" } td { (score["activityProgress"].as_str().unwrap_or_default()) ", " (score["gradingProgress"].as_str().unwrap_or_default()) } }
+                    tr { td { "Platform answered" } td { "HTTP " (posted["status"]) } }
+                }
+                @if let Some(url) = demo_gradebook {
+                    p { a #see-gradebook href=(url) { "See it in the demo gradebook" } }
+                }
+            }
+        };
+        (200, result)
+    }
 }

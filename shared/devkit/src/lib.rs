@@ -331,6 +331,7 @@ impl DevServer {
             "lti-lambda dev server\n\
              \n  Try it:        open {b}/platform, pick a user, press Launch\n\
              \x20                (Add content: the instructor picks content in the demo app; it lands in the course)\n\
+             \x20                (as the instructor: Submit a score, Show roster; the score lands in {b}/platform/gradebook)\n\
              \n  Tool (paste these into Moodle or Canvas)\n\
              \x20   Login URL:     {b}{login}\n\
              \x20   Redirect URL:  {b}{launch}   (also the target link URI and deep-link URL)\n\

@@ -20,11 +20,22 @@
 //! tool's JWKS ([`deep_link`]), and its items join the demo course shown on
 //! `/platform`, where a resource link launches with its own title and custom
 //! parameters (`/platform/launch?user=learner&item=<id>`).
+//!
+//! Grades and rosters: a token endpoint (`/platform/token`, [`services`]) that verifies
+//! a tool's client assertion against the tool's JWKS and issues access tokens, a
+//! gradebook ([`gradebook`]) and a roster ([`roster`]) under
+//! `/platform/courses/demo-course-101/`, checked on every call against those tokens;
+//! `/platform/gradebook` shows the scores as they land and the roster.
 
 mod deep_link;
 pub mod dynreg;
+pub mod gradebook;
+pub mod roster;
+pub mod services;
 
 pub use deep_link::{Accepted, CourseItem, Refusal, ACCEPT_TARGETS, ACCEPT_TYPES};
+pub use gradebook::{GradebookLineItem, ReceivedScore};
+pub use roster::Member;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -252,6 +263,8 @@ pub struct DemoPlatform {
     deep_links: deep_link::DeepLinks,
     /// Dynamic Registration tokens waiting for their registration.
     dynreg_tokens: dynreg::Tokens,
+    tokens: services::Tokens,
+    gradebook: std::sync::Mutex<gradebook::Gradebook>,
     clock: Arc<dyn Clock>,
 }
 
@@ -318,7 +331,7 @@ impl DemoPlatform {
     ) -> Self {
         let platform_url = platform_url.trim_end_matches('/');
         let tool_url = tool_url.trim_end_matches('/');
-        Self {
+        let platform = Self {
             issuer: format!("{platform_url}/platform"),
             origin: url::Url::parse(platform_url)
                 .map(|u| u.origin().ascii_serialization())
@@ -334,8 +347,16 @@ impl DemoPlatform {
             registered: std::sync::atomic::AtomicU64::new(0),
             deep_links: deep_link::DeepLinks::default(),
             dynreg_tokens: Default::default(),
+            tokens: services::Tokens::default(),
+            gradebook: std::sync::Mutex::new(gradebook::Gradebook::default()),
             clock,
-        }
+        };
+        // The demo activity is graded from the start.
+        let mut fields = serde_json::Map::new();
+        fields.insert("label".into(), json!("Demo Activity"));
+        fields.insert("scoreMaximum".into(), json!(100));
+        platform.add_line_item(CLIENT_ID, fields, Some(RESOURCE_LINK_ID.into()));
+        platform
     }
 
     /// lti-lambda itself, as a tool of this platform.
@@ -473,9 +494,14 @@ impl DemoPlatform {
         format!("{}/auth", self.issuer)
     }
 
-    /// URL of its token endpoint (for the services that come later).
+    /// URL of its token endpoint.
     pub fn token_url(&self) -> String {
         format!("{}/token", self.issuer)
+    }
+
+    /// URL of the gradebook page.
+    pub fn gradebook_url(&self) -> String {
+        format!("{}/gradebook", self.issuer)
     }
 
     /// Handles a request under `/platform`.
@@ -486,6 +512,14 @@ impl DemoPlatform {
         match path.as_str() {
             "/platform" => self.home_page(None),
             "/platform/jwks" => self.jwks(),
+            services::TOKEN_PATH => self.token_endpoint(&request).await,
+            "/platform/gradebook" => self.gradebook_page(),
+            "/platform/gradebook.json" => self.gradebook_json(),
+            p if p == services::COURSE_PATH
+                || p.starts_with(&format!("{}/", services::COURSE_PATH)) =>
+            {
+                self.course_service(&request, p).await
+            }
             "/platform/tools" => self.tools_endpoint(&request),
             "/platform/iframe" => self.iframe_page(&query),
             "/platform/storage" => self.storage_frame(),
@@ -700,6 +734,14 @@ impl DemoPlatform {
                         " "
                         button #iframe-launch-button type="submit" { "Launch in an iframe" }
                     }
+                    h2 #grades { "Gradebook and roster" }
+                    p.muted {
+                        "Tools post scores and read the roster through this platform's services (token endpoint "
+                        code { (self.token_url()) } "). "
+                        a #gradebook-link href="/platform/gradebook" { "Open the gradebook" }
+                        " — it shows scores as they land, and the course's " (roster::members().len()) " members."
+                    }
+                    (self.gradebook_markup())
                     h2 { "Direct launch" }
                     p { "Like TimeBack's Level 1 launch: the platform signs an id_token and posts it straight to the tool, with no login step. The tool accepts it only because this platform's second registration (" code { (DIRECT_CLIENT_ID) } ") has the direct profile and audience " code { (DIRECT_AUDIENCE) } "." }
                     form method="get" action="/platform/direct" {
@@ -962,14 +1004,11 @@ impl DemoPlatform {
             },
             format!("{lti}custom"): { "unit": "1", "demo": "true" },
             "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint": {
-                "scope": [
-                    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
-                    "https://purl.imsglobal.org/spec/lti-ags/scope/score"
-                ],
-                "lineitems": format!("{}/courses/demo-course-101/lineitems", self.issuer)
+                "scope": services::AGS_SCOPES,
+                "lineitems": self.lineitems_url()
             },
             "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice": {
-                "context_memberships_url": format!("{}/courses/demo-course-101/memberships", self.issuer),
+                "context_memberships_url": self.memberships_url(),
                 "service_versions": ["2.0"]
             }
         });
@@ -991,6 +1030,11 @@ impl DemoPlatform {
                 claims[format!("{lti}message_type")] = json!("LtiResourceLinkRequest");
                 claims[format!("{lti}resource_link")] =
                     json!({"id": RESOURCE_LINK_ID, "title": "Demo Activity"});
+                // The link's line item, when it has one.
+                if let Some(url) = self.line_item_url_for(&tool.client_id, RESOURCE_LINK_ID) {
+                    claims["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"]["lineitem"] =
+                        json!(url);
+                }
             }
             Message::Item(id) => {
                 claims[format!("{lti}message_type")] = json!("LtiResourceLinkRequest");
@@ -1004,12 +1048,11 @@ impl DemoPlatform {
                     if let Some(custom) = claims[format!("{lti}custom")].as_object_mut() {
                         custom.extend(item.custom());
                     }
-                    if item.line_item().is_some() {
+                    if let Some(url) =
+                        self.line_item_url_for(&tool.client_id, &item.resource_link_id())
+                    {
                         claims["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"]
-                            ["lineitem"] = json!(format!(
-                            "{}/courses/demo-course-101/lineitems/{}",
-                            self.issuer, item.id
-                        ));
+                            ["lineitem"] = json!(url);
                     }
                 }
             }

@@ -195,12 +195,42 @@ async fn an_instructor_adds_content_and_a_learner_launches_the_added_link() {
     );
     assert_eq!(lti["custom"]["scenario"], "sales-7");
     assert_eq!(lti["custom"]["difficulty"], "2");
-    assert_eq!(
-        lti["services"]["ags"]["lineitem"],
-        format!(
-            "{}/platform/courses/demo-course-101/lineitems/{}",
-            dev.tool, course[0].id
+    // The platform made the item's line item when it took the answer; the launch
+    // points at it.
+    let platform = &dev.server.platform;
+    let line_item = platform
+        .line_item_url_for(
+            lti_dev::platform::CLIENT_ID,
+            &format!("dl-item-{}", course[0].id),
         )
+        .expect("a line item for the added link");
+    assert_eq!(lti["services"]["ags"]["lineitem"], line_item.as_str());
+    let stored = platform.line_item(&line_item).expect("in the gradebook");
+    assert_eq!(
+        (
+            stored.label.as_str(),
+            stored.score_maximum,
+            stored.resource_id.as_deref(),
+            stored.tag.as_deref()
+        ),
+        ("Sales scenario 7", 100.0, Some("sales-7"), Some("scenario"))
+    );
+    // The learner's Submit my score lands in it.
+    let form_start = landed
+        .body
+        .find(r#"<form id="my-score-form""#)
+        .expect("Submit my score");
+    let fields = first_form(&landed.body[form_start..]).expect("form").fields;
+    let posted = learner
+        .send(&Next::Post(format!("{}/app/services", dev.tool), fields))
+        .await
+        .expect("answer");
+    assert_eq!(posted.status, 200, "{}", posted.body);
+    let scores = platform.line_item(&line_item).expect("kept").scores;
+    assert_eq!(scores.len(), 1);
+    assert_eq!(
+        (scores[0].user_id.as_str(), scores[0].score_given),
+        ("demo-learner-1", Some(80.0))
     );
     // A link is not launched.
     let link = learner

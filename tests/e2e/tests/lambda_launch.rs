@@ -1,10 +1,16 @@
 //! A full launch through the real Lambda binaries under `cargo lambda watch`, on
 //! DynamoDB and KMS served by moto: demo platform → login function → platform auth →
 //! launch function → demo app, which verifies the app token with the key the jwks
-//! function serves. tests/run.sh provisions the table and key, writes the functions'
-//! environment, starts moto and `cargo lambda watch`, and sets:
+//! function serves; deep linking; grades and rosters through the services function
+//! against the demo platform's gradebook and roster, and a second, cold services
+//! instance that takes the platform's tokens from the shared cache. tests/run.sh
+//! (`start_lambda_stack` of tests/lib.sh) provisions the table and key, writes the
+//! functions' environment, starts moto and `cargo lambda watch` (and a second one for
+//! the cold instance), and sets:
 //!
 //! - `LTI_E2E_LAMBDA_URL`: where `cargo lambda watch` listens
+//! - `LTI_E2E_SECOND_LAMBDA_URL`: a second `cargo lambda watch` of the same functions,
+//!   with the same environment, that nothing has called yet
 //! - `LTI_E2E_GATEWAY_PORT`: the port the functions' `LTI_BASE_URL` names
 //! - `LTI_E2E_TABLE`, `LTI_E2E_ADMIN_TOKEN`: as given to the functions
 //! - `AWS_ENDPOINT_URL` etc.: the moto server
@@ -669,5 +675,238 @@ async fn an_iframe_launch_without_the_cookie_is_bound_by_the_platform_storage_on
     assert_eq!(
         (again.status, error_code_of(&again.body).as_str()),
         (409, "LTI_NONCE_REPLAYED")
+    );
+}
+
+/// A call of the app's backend to the services function at `url` (the gateway, or a
+/// second `cargo lambda watch` straight): the service key, a launch id, JSON.
+async fn service_call(
+    url: &str,
+    key: &str,
+    launch_id: &str,
+    method: reqwest::Method,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .header("x-api-key", key)
+        .bearer_auth(launch_id)
+        .header("accept", "application/json")
+        // A cold function is built and started on its first request.
+        .timeout(std::time::Duration::from_secs(900));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the services function answers");
+    let status = response.status().as_u16();
+    // Not JSON (a gateway's own error): the text, for the failure message.
+    let text = response.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs moto and cargo lambda watch: tests/run.sh starts them"]
+async fn grades_and_rosters_through_the_lambda_binaries_with_the_token_shared_by_a_cold_instance() {
+    let Stack {
+        base,
+        platform,
+        service_key,
+        ..
+    } = stack();
+    let tokens_at_start = platform.token_requests();
+
+    // An instructor launches; the demo app (its backend, through the services
+    // function) offers the course's learners, read from the demo platform's roster.
+    let mut browser = Browser::new();
+    let page = browser
+        .run(Next::Get(format!("{base}/platform/launch?user=instructor")))
+        .await
+        .expect("the flow completes");
+    assert_eq!(page.url, format!("{base}/app"), "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"<option value="demo-learner-1">Lea Learner</option>"#),
+        "{}",
+        page.body
+    );
+    let launch_id = app_token_claims(&browser)["lti"]["launchId"]
+        .as_str()
+        .expect("launch id")
+        .to_string();
+    let at = |path: &str| format!("{base}{path}");
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+
+    // A line item, a score, results, the roster: instance 1 of the services function.
+    let (status, made) = service_call(
+        &at("/lti/ags/lineitems"),
+        service_key,
+        &launch_id,
+        post.clone(),
+        Some(json!({"label": "Lambda quiz", "scoreMaximum": 10, "resourceLinkId": "demo-link-1", "tag": "lambda"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let quiz = made["lineItem"]["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        platform.line_item(&quiz).expect("in the gradebook").label,
+        "Lambda quiz"
+    );
+    let score = |user: &str, given: u32| {
+        json!({
+            "userId": user,
+            "scoreGiven": given,
+            "scoreMaximum": 10,
+            "lineItemUrl": quiz,
+        })
+    };
+    let (status, posted) = service_call(
+        &at("/lti/ags/scores"),
+        service_key,
+        &launch_id,
+        post.clone(),
+        Some(score("demo-learner-1", 9)),
+    )
+    .await;
+    assert_eq!(status, 200, "{posted}");
+    let landed = platform.line_item(&quiz).expect("kept").scores;
+    assert_eq!(landed.len(), 1);
+    assert_eq!(
+        (landed[0].user_id.as_str(), landed[0].score_given),
+        ("demo-learner-1", Some(9.0))
+    );
+    assert_eq!(
+        landed[0].timestamp,
+        posted["score"]["timestamp"].as_str().expect("ts")
+    );
+    let (tokens, calls) = (platform.token_requests(), platform.service_requests());
+    let (status, _) = service_call(
+        &at("/lti/ags/scores"),
+        service_key,
+        &launch_id,
+        post.clone(),
+        Some(score("demo-student-01", 6)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let warm_post = (
+        platform.token_requests() - tokens,
+        platform.service_requests() - calls,
+    );
+    let (status, results) = service_call(
+        &format!(
+            "{}?{}",
+            at("/lti/ags/results"),
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("lineItemUrl", &quiz)
+                .finish()
+        ),
+        service_key,
+        &launch_id,
+        get.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{results}");
+    assert_eq!(results["results"][0]["userId"], "demo-learner-1");
+    assert_eq!(results["results"][0]["resultScore"], 9);
+    let (tokens, calls) = (platform.token_requests(), platform.service_requests());
+    let (status, roster) = service_call(
+        &at("/lti/nrps/members"),
+        service_key,
+        &launch_id,
+        get.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{roster}");
+    let roster_read = (
+        platform.token_requests() - tokens,
+        platform.service_requests() - calls,
+    );
+    let members = roster["members"].as_array().expect("members");
+    assert_eq!(members.len(), lti_dev::platform::roster::members().len());
+    assert_eq!(roster["pages"], 4);
+    assert!(members
+        .iter()
+        .any(|m| m["userId"] == "demo-student-04" && m["roles"]["mapped"] == json!(["learner"])));
+    let first_instance = platform.token_requests() - tokens_at_start;
+    println!(
+        "services function, instance 1: {first_instance} platform token request(s) (one per scope: roster, lineitem, score, result.readonly); \
+         a warm score post: {} token request(s), {} platform call(s); a roster read of {} pages: {} token request(s), {} platform call(s)",
+        warm_post.0, warm_post.1, roster["pages"], roster_read.0, roster_read.1
+    );
+    assert_eq!(first_instance, 4);
+    assert_eq!(warm_post, (0, 1));
+    assert_eq!(roster_read, (0, 4));
+
+    // The demo app's Submit a score, as a person presses it: through its backend.
+    let start = page
+        .body
+        .find(r#"<form id="score-form""#)
+        .expect("Submit a score");
+    let mut fields = first_form(&page.body[start..]).expect("form").fields;
+    fields.retain(|(k, _)| k != "user");
+    fields.push(("user".into(), "demo-learner-1".into()));
+    let shown = browser
+        .send(&Next::Post(format!("{base}/app/services"), fields))
+        .await
+        .expect("answer");
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(shown.body.contains("Score posted"), "{}", shown.body);
+    let activity = platform
+        .line_item_url_for(CLIENT_ID, "demo-link-1")
+        .expect("the demo activity is graded");
+    assert!(platform
+        .line_item(&activity)
+        .expect("kept")
+        .scores
+        .iter()
+        .any(|s| s.user_id == "demo-learner-1" && s.score_given == Some(80.0)));
+
+    // Instance 2, cold (a second `cargo lambda watch`): the platform's tokens come
+    // from the shared cache in DynamoDB, not from the platform.
+    let second = var("LTI_E2E_SECOND_LAMBDA_URL");
+    let direct = |path: &str| format!("{second}/lambda-url/services{path}");
+    let tokens = platform.token_requests();
+    for i in 0..20 {
+        let (status, answer) = service_call(
+            &direct("/lti/ags/scores"),
+            service_key,
+            &launch_id,
+            post.clone(),
+            Some(score(&format!("demo-student-{:02}", i + 1), i % 10)),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (status, roster) = service_call(
+        &direct("/lti/nrps/members"),
+        service_key,
+        &launch_id,
+        get,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{roster}");
+    assert_eq!(roster["members"], json!(members));
+    let second_instance = platform.token_requests() - tokens;
+    println!(
+        "services function, instance 2 (cold): {second_instance} platform token request(s) for 20 score posts and a roster read"
+    );
+    assert_eq!(
+        second_instance, 0,
+        "the cold instance reuses the shared tokens"
+    );
+    assert_eq!(
+        platform
+            .line_item(&quiz)
+            .expect("kept")
+            .latest_scores()
+            .len(),
+        21
     );
 }

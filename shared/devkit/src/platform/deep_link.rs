@@ -106,7 +106,8 @@ pub(super) struct DeepLinks {
     nonces: Mutex<HashMap<String, i64>>,
     items: RwLock<Vec<CourseItem>>,
     next_item: AtomicU64,
-    http: reqwest::Client,
+    /// Fetches tools' key sets (here and at the token endpoint).
+    pub(super) http: reqwest::Client,
 }
 
 impl Default for DeepLinks {
@@ -322,6 +323,14 @@ impl DemoPlatform {
                     ACCEPT_TYPES.join(", ")
                 ));
             }
+            if let Some(line_item) = item.get("lineItem").filter(|l| !l.is_null()) {
+                let max = line_item["scoreMaximum"].as_f64();
+                if kind != "ltiResourceLink" || !max.is_some_and(|m| m.is_finite() && m > 0.0) {
+                    return refuse(
+                        "A lineItem goes with a resource link and needs a scoreMaximum greater than 0.",
+                    );
+                }
+            }
         }
         // Last: the request it answers, used up only by a response that passed.
         {
@@ -345,6 +354,16 @@ impl DemoPlatform {
             pending.remove(&session);
         }
         let added = self.add_items(&tool, items, now);
+        // A resource link with a lineItem gets its line item in the gradebook now.
+        for entry in &added {
+            if let Some(line_item) = entry.line_item() {
+                let mut fields = line_item.clone();
+                if !fields.get("label").is_some_and(Value::is_string) {
+                    fields.insert("label".into(), json!(entry.title()));
+                }
+                self.add_line_item(&tool.client_id, fields, Some(entry.resource_link_id()));
+            }
+        }
         let text = |name: &str| {
             claims[format!("{DL}{name}")]
                 .as_str()
