@@ -29,25 +29,8 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# Starts "$@" in the background (its own process group) and waits for its
-# "listening on URL" line; prints the URL.
-start_server() {
-  local name=$1; shift
-  setsid "$@" >"$TMP/$name.log" 2>&1 &
-  local pid=$! url=""
-  echo "$pid" >"$TMP/$name.pid"
-  for _ in $(seq 1 600); do
-    url="$(sed -n 's/^listening on \(http[^ ]*\).*/\1/p' "$TMP/$name.log" | head -n1)"
-    [ -n "$url" ] && { echo "$url"; return 0; }
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.5
-  done
-  echo "$name did not start; its log:" >&2
-  cat "$TMP/$name.log" >&2
-  return 1
-}
+# shellcheck source=tests/lib.sh
+. "$ROOT/tests/lib.sh"   # free_port, start_server, install_aws_tools, start_moto, warm_lambda_functions
 
 # Debug builds, like `cargo run -p lti-dev` and `cargo lambda watch`.
 cargo build --locked -q -p lti-load --bins
@@ -57,26 +40,8 @@ if [ "$LOAD_TARGET" = dev ]; then
 fi
 [ "$LOAD_TARGET" = lambda ] || { echo "LOAD_TARGET is dev or lambda" >&2; exit 2; }
 
-VENV="${LTI_TOOLS_VENV:-$ROOT/.tools/venv}"
-STAMP="$VENV/.requirements.sha256"
-want="$(sha256sum tests/aws-requirements.txt | cut -d' ' -f1)"
-if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/aws-requirements.txt
-  echo "$want" >"$STAMP"
-fi
-export PATH="$VENV/bin:$PATH"
-
-MOTO_PORT="$(free_port)"
-setsid "$VENV/bin/python" tests/moto_server.py 127.0.0.1 "$MOTO_PORT" >"$TMP/moto.log" 2>&1 &
-echo "$!" >"$TMP/moto.pid"
-for _ in $(seq 1 100); do
-  python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
-    "http://127.0.0.1:$MOTO_PORT/moto-api/" 2>/dev/null && break
-  sleep 0.2
-done
-export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION=us-east-1 \
-  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
+install_aws_tools
+start_moto
 
 # moto answers in tens of ms alone and in seconds at 20 requests at once (DynamoDB: a
 # few ms): the functions get 30 s AWS timeouts instead of budget.rs's production ones
@@ -112,22 +77,8 @@ ENV
 setsid cargo lambda watch -A 127.0.0.1 -P "$LAMBDA_PORT" --env-file "$TMP/lambda.env" \
   >"$TMP/watch.log" 2>&1 &
 echo "$!" >"$TMP/watch.pid"
-for path in services/lti/config jwks/.well-known/jwks.json login/lti/login launch/lti/launch; do
-  python3 - "http://127.0.0.1:$LAMBDA_PORT/lambda-url/$path" <<'PY' || { cat "$TMP/watch.log"; exit 1; }
-import sys, time, urllib.request, urllib.error
-deadline = time.time() + 900
-while True:
-    try:
-        urllib.request.urlopen(sys.argv[1], timeout=900)
-        break
-    except urllib.error.HTTPError:
-        break  # the function answered (an error status is fine for a warm-up)
-    except Exception:
-        if time.time() > deadline:
-            sys.exit(f"no answer from {sys.argv[1]}")
-        time.sleep(0.5)
-PY
-done
+warm_lambda_functions "http://127.0.0.1:$LAMBDA_PORT" services/lti/config jwks/.well-known/jwks.json \
+  login/lti/login launch/lti/launch || { cat "$TMP/watch.log"; exit 1; }
 TOOL_URL="$(start_server gateway cargo run --locked -q -p lti-e2e --bin lti-gateway -- \
   --port "$GATEWAY_PORT" --lambda-url "http://127.0.0.1:$LAMBDA_PORT")"
 LOAD_TOOL_URL="$TOOL_URL" LOAD_ADMIN_TOKEN="$ADMIN" LOAD_TABLE="$TABLE" \
