@@ -217,6 +217,17 @@ async fn every_event_file_is_answered_by_its_function() {
         .serve(to_http(event("config-get.json")), |h, r| h.handle(r))
         .await;
     assert_eq!(json_of(&response)["loginUrl"], format!("{TOOL}/lti/login"));
+    // The Canvas developer-key JSON alone, with no credentials (Canvas fetches it).
+    let response = services
+        .serve(to_http(event("config-canvas-get.json")), |h, r| h.handle(r))
+        .await;
+    assert_eq!(response.status(), 200);
+    let canvas = json_of(&response);
+    assert_eq!(canvas["oidc_initiation_url"], format!("{TOOL}/lti/login"));
+    assert_eq!(
+        canvas["extensions"][0]["platform"], "canvas.instructure.com",
+        "{canvas}"
+    );
     let response = services
         .serve(to_http(event("admin-platforms-post.json")), |h, r| {
             h.handle(r)
