@@ -474,14 +474,8 @@ impl DemoApp {
                 ),
             );
         }
-        let fields: Vec<(String, String)> =
-            serde_urlencoded::from_bytes(request.body()).unwrap_or_default();
-        let field = |name: &str| {
-            fields
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let fields = form_fields(request);
+        let field = |name: &str| form_field(&fields, name);
         let id = field("picker").unwrap_or_default().to_string();
         let Some(picker) = self.open_picker_of(&id) else {
             return respond(
@@ -894,14 +888,8 @@ impl DemoApp {
                 ),
             );
         }
-        let fields: Vec<(String, String)> =
-            serde_urlencoded::from_bytes(request.body()).unwrap_or_default();
-        let field = |name: &str| {
-            fields
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let fields = form_fields(request);
+        let field = |name: &str| form_field(&fields, name);
         let id = field("session").unwrap_or_default().to_string();
         let Some(session) = self.session(&id) else {
             return respond(
@@ -1118,4 +1106,17 @@ impl DemoApp {
         };
         (200, result)
     }
+}
+
+/// The fields of a form POSTed to the demo app (none when the body is not a form).
+fn form_fields(request: &HttpRequest) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes(request.body()).unwrap_or_default()
+}
+
+/// The first value of `name` among `fields`.
+fn form_field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
