@@ -129,5 +129,19 @@ else
   STEPS+=("template: lint ok; sam build NOT RUN (no aarch64 rust-std on this machine)")
 fi
 
+section "operations: the functions' request lines and metrics against template.yaml's alarms"
+# Everything the Lambda functions logged above (e2e, second instance, interop). The
+# check must also refuse a stray INFO line: fed one, it has to fail.
+METRICS_CHECK=("$ROOT/.tools/sam-venv/bin/python" tests/metrics-check.py template.yaml lti-e2e)
+LAMBDA_LOGS=("$TMP/watch.log")
+[ -e "$TMP/watch2.log" ] && LAMBDA_LOGS+=("$TMP/watch2.log")
+"${METRICS_CHECK[@]}" "${LAMBDA_LOGS[@]}"
+printf '{"level":"INFO","message":"a stray line"}\n' >"$TMP/stray-info.txt"
+if "${METRICS_CHECK[@]}" "${LAMBDA_LOGS[@]}" "$TMP/stray-info.txt" >/dev/null; then
+  echo "metrics-check.py accepted a stray INFO line" >&2
+  exit 1
+fi
+done_step "request lines and metrics"
+
 section "summary"
 printf '%s\n' "${STEPS[@]}"

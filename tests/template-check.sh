@@ -76,7 +76,10 @@ class NoManagedPolicies:
 with open(dst, "w") as f:
     json.dump(transform(template, {}, NoManagedPolicies()), f, indent=1)
 PY
-"$VENV/bin/cfn-lint" "$TRANSFORMED"
+# W2001 (unused parameter) is left to the lint of the template itself: the transform
+# resolves `Tracing: !Ref Tracing` with the default (Disabled) into no TracingConfig,
+# so the parameter looks unused here only.
+"$VENV/bin/cfn-lint" --ignore-checks W2001 -- "$TRANSFORMED"
 echo "ok"
 
 # The routes, exactly: each path reaches the function that serves it (the same table as

@@ -6,5 +6,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lti_aws::lambda::run(lti_aws::functions::jwks).await
+    lti_aws::lambda::run("jwks", lti_aws::functions::jwks).await
 }

@@ -6,5 +6,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lti_aws::lambda::run(lti_aws::functions::login).await
+    lti_aws::lambda::run("login", lti_aws::functions::login).await
 }

@@ -78,6 +78,28 @@ where
     }
 }
 
+/// Runs one KMS call, recording its latency and outcome for the request's metrics
+/// (`KmsLatency`, `KmsThrottles`; see `lti_http::observe`).
+async fn timed<T, E>(
+    operation: &'static str,
+    call: impl std::future::Future<Output = Result<T, SdkError<E>>>,
+) -> Result<T, SdkError<E>>
+where
+    E: ProvideErrorMetadata,
+{
+    let started = Instant::now();
+    let result = call.await;
+    let (failed, throttled) = match &result {
+        Ok(_) => (false, false),
+        Err(error) => (
+            true,
+            error.as_service_error().and_then(|e| e.code()) == Some("ThrottlingException"),
+        ),
+    };
+    lti_core::observe::record_key_call(operation, started.elapsed(), failed, throttled);
+    result
+}
+
 impl KmsSigner {
     /// A signer for `key_id` (key id, key ARN, alias name or alias ARN) that also
     /// publishes the `previous` keys. Makes no call until first used.
@@ -120,13 +142,12 @@ impl KmsSigner {
     }
 
     async fn public_key(&self, key_id: &str) -> Result<PublicJwk, SignerError> {
-        let output = self
-            .client
-            .get_public_key()
-            .key_id(key_id)
-            .send()
-            .await
-            .map_err(|e| classify("GetPublicKey", e))?;
+        let output = timed(
+            "GetPublicKey",
+            self.client.get_public_key().key_id(key_id).send(),
+        )
+        .await
+        .map_err(|e| classify("GetPublicKey", e))?;
         if let Some(usage) = output.key_usage() {
             if usage.as_str() != "SIGN_VERIFY" {
                 return Err(SignerError::KeyUnusable(format!(
@@ -222,16 +243,15 @@ impl Signer for KmsSigner {
             let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message);
             (digest.as_ref().to_vec(), MessageType::Digest)
         };
-        let output = self
+        let call = self
             .client
             .sign()
             .key_id(&self.key_id)
             .message(Blob::new(message))
             .message_type(message_type)
             .signing_algorithm(SigningAlgorithmSpec::RsassaPkcs1V15Sha256)
-            .send()
-            .await
-            .map_err(|e| classify("Sign", e))?;
+            .send();
+        let output = timed("Sign", call).await.map_err(|e| classify("Sign", e))?;
         output
             .signature
             .map(Blob::into_inner)

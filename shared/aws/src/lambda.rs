@@ -5,6 +5,7 @@ use crate::functions::{env, Clients, Function, Lookup};
 use bytes::Bytes;
 use lambda_http::{Body, Request, RequestExt, Response};
 use lti_http::handlers::Handler;
+use lti_http::observe::{self, RequestLog, TraceId};
 use lti_http::{GatewayIdentity, HttpRequest, HttpResponse, RequestId};
 
 /// The caller identity API Gateway authenticated with `AWS_IAM` (SigV4), from the
@@ -32,6 +33,10 @@ pub fn to_http(event: Request) -> HttpRequest {
         .lambda_context_ref()
         .map(|c| c.request_id.clone())
         .filter(|id| !id.is_empty());
+    let trace_id = event
+        .lambda_context_ref()
+        .and_then(|c| c.xray_trace_id.as_deref())
+        .and_then(xray_root);
     let identity = gateway_identity(&event);
     let (parts, body) = event.into_parts();
     let bytes = match body {
@@ -47,7 +52,20 @@ pub fn to_http(event: Request) -> HttpRequest {
     if let Some(identity) = identity {
         request.extensions_mut().insert(identity);
     }
+    if let Some(trace_id) = trace_id {
+        request.extensions_mut().insert(TraceId(trace_id));
+    }
     request
+}
+
+/// The `Root=` part of an X-Ray trace header (`Root=1-…;Parent=…;Sampled=1`): what
+/// finds the trace in the X-Ray console.
+fn xray_root(header: &str) -> Option<String> {
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Root="))
+        .filter(|root| !root.is_empty() && root.len() <= 64)
+        .map(str::to_string)
 }
 
 /// The handler's response in the shape `lambda_http` sends back: text bodies as text,
@@ -72,13 +90,16 @@ pub fn from_http(response: HttpResponse) -> Response<Body> {
     Response::from_parts(parts, body)
 }
 
-/// JSON logs with the Lambda request id (tracing), level from `RUST_LOG` (default info).
-/// Nothing logs tokens: handlers log codes, issuers and user ids only.
+/// JSON logs (one object per line, fields at the top level like the request line's),
+/// level from `RUST_LOG` (default info). At INFO a function writes only its request
+/// lines ([`lti_http::observe`]) and, for admin changes, audit lines; warnings and
+/// errors name degraded dependencies. Nothing logs tokens.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .json()
+        .flatten_event(true)
         .with_env_filter(filter)
         .with_current_span(false)
         .with_target(false)
@@ -87,17 +108,21 @@ pub fn init_logging() {
 }
 
 /// A function's whole `main`: logging, clients and handler built once at cold start,
-/// then every invocation converted and answered by the shared handler.
+/// then every invocation converted, answered by the shared handler and logged in one
+/// request line with its metrics (namespace `LTI_METRICS_NAMESPACE`).
 pub async fn run<H: Handler + 'static>(
+    function_name: &'static str,
     build: impl FnOnce(&Clients, Lookup<'_>) -> Function<H>,
 ) -> Result<(), lambda_http::Error> {
     init_logging();
     let clients = Clients::from_env(None).await;
     let function = &build(&clients, &env);
+    let log = &RequestLog::emf_from_env(function_name, env("LTI_METRICS_NAMESPACE"));
     lambda_http::run(lambda_http::service_fn(move |event: Request| async move {
-        let response = function
-            .serve(to_http(event), |handler, request| handler.handle(request))
-            .await;
+        let response = observe::serve(log, to_http(event), |request| {
+            function.serve(request, |handler, request| handler.handle(request))
+        })
+        .await;
         Ok::<_, lambda_http::Error>(from_http(response))
     }))
     .await

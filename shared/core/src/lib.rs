@@ -19,6 +19,7 @@ pub mod launch;
 pub mod limits;
 pub mod login;
 pub mod memory;
+pub mod observe;
 pub mod platform;
 pub mod platform_cache;
 pub mod random;

@@ -306,6 +306,7 @@ impl LoginService {
                 }
             }
         };
+        crate::observe::note_registration(&platform.issuer, &platform.client_id);
 
         // The platform's storage frame, when the login names one (Canvas always does).
         let storage_target = request

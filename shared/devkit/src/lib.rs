@@ -24,6 +24,7 @@ use lti_core::signer::LocalRsaSigner;
 use lti_http::handlers::{
     JwksHandler, LaunchHandler, LoginHandler, ServicesDeps, ServicesHandler, ToolRouter,
 };
+use lti_http::observe::RequestLog;
 use lti_http::request::{RequestError, MAX_REQUEST_BODY};
 use lti_http::{respond, RequestId};
 use lti_outbound::jwks::HttpKeySetFetcher;
@@ -436,33 +437,35 @@ async fn dispatch(
     let (parts, body) = request.into_parts();
     let n = inner.requests.fetch_add(1, Ordering::Relaxed);
     let request_id = format!("dev-{n:06}-{}", SystemRandom.token(3));
-    let body = match axum::body::to_bytes(body, MAX_REQUEST_BODY + 1).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            let mut stub = http::Request::from_parts(parts, bytes::Bytes::new());
-            stub.extensions_mut().insert(RequestId(request_id));
-            return respond::problem(&stub, &RequestError::TooLarge(MAX_REQUEST_BODY))
-                .map(axum::body::Body::from);
-        }
+    let (body, too_large) = match axum::body::to_bytes(body, MAX_REQUEST_BODY + 1).await {
+        Ok(bytes) => (bytes, false),
+        Err(_) => (bytes::Bytes::new(), true),
     };
     let mut request = http::Request::from_parts(parts, body);
     request.extensions_mut().insert(RequestId(request_id));
-    let path = request.uri().path();
-    let response = if path == "/platform" || path.starts_with("/platform/") {
-        let on_localhost = request
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .is_some_and(|h| h.split(':').next() == Some("localhost"));
-        if on_localhost {
-            inner.localhost_platform.handle(request).await
-        } else {
-            inner.platform.handle(request).await
+    // One line per request, as on Lambda (without the metrics).
+    let response = lti_http::observe::serve(&RequestLog::Tracing, request, |request| async move {
+        if too_large {
+            return respond::problem(&request, &RequestError::TooLarge(MAX_REQUEST_BODY));
         }
-    } else if path == "/app" || path.starts_with("/app/") || path == "/" {
-        inner.app.handle(request).await
-    } else {
-        inner.tool.handle(request).await
-    };
+        let path = request.uri().path();
+        if path == "/platform" || path.starts_with("/platform/") {
+            let on_localhost = request
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .is_some_and(|h| h.split(':').next() == Some("localhost"));
+            if on_localhost {
+                inner.localhost_platform.handle(request).await
+            } else {
+                inner.platform.handle(request).await
+            }
+        } else if path == "/app" || path.starts_with("/app/") || path == "/" {
+            inner.app.handle(request).await
+        } else {
+            inner.tool.handle(request).await
+        }
+    })
+    .await;
     response.map(axum::body::Body::from)
 }

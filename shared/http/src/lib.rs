@@ -9,6 +9,7 @@
 //! handler runs behind `lambda_http` and behind the dev server's hyper.
 
 pub mod handlers;
+pub mod observe;
 pub mod pages;
 pub mod request;
 pub mod respond;

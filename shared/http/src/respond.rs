@@ -1,5 +1,6 @@
 //! The one place where errors become responses, and the response builders.
 
+use crate::observe::Refusal;
 use crate::pages;
 use crate::request::wants_json;
 use crate::{request_id, HttpRequest, HttpResponse};
@@ -39,8 +40,8 @@ struct ErrorDetail<'a> {
 }
 
 /// Answers `problem`: JSON when the client asked for it, else an HTML page. The
-/// detail goes to the log (never a token: errors carry none), the user gets one
-/// sentence, the code and the request id.
+/// detail goes to the request's log line (never a token: errors carry none), the
+/// user gets one sentence, the code and the request id.
 pub fn problem(request: &HttpRequest, problem: &dyn Problem) -> HttpResponse {
     problem_with_fields(request, problem, None)
 }
@@ -73,11 +74,6 @@ fn problem_as(
     let status = status_of(problem.kind());
     let request_id = request_id(request);
     let message = problem.public_message();
-    if status.is_server_error() {
-        tracing::error!(code = problem.code(), status = status.as_u16(), request_id = %request_id, detail = %problem, "request failed");
-    } else {
-        tracing::warn!(code = problem.code(), status = status.as_u16(), request_id = %request_id, detail = %problem, "request refused");
-    }
     let retry_after = problem.retry_after();
     let mut response = if as_json {
         let body = ErrorBody {
@@ -100,7 +96,17 @@ fn problem_as(
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
+    mark_refused(&mut response, problem);
     response
+}
+
+/// Leaves `problem`'s code and detail on `response` for its request line (see
+/// [`crate::observe`]): refusals are logged once, in that line, not here.
+pub fn mark_refused(response: &mut HttpResponse, problem: &dyn Problem) {
+    response.extensions_mut().insert(Refusal {
+        code: problem.code(),
+        detail: problem.to_string(),
+    });
 }
 
 fn base(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse {

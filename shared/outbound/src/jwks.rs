@@ -74,11 +74,23 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 impl KeySetFetcher for HttpKeySetFetcher {
     async fn fetch(&self, url: &str) -> Result<FetchedKeySet, FetchError> {
         if let Err(rule) = self.policy.check_str(url) {
+            // Refused before leaving the tool: not a platform call.
             return Err(FetchError::new(
                 url,
                 format!("the key set URL is refused by the URL rules: it {rule}"),
             ));
         }
+        // Any failure counts against the platform: without its keys, its launches fail.
+        let started = std::time::Instant::now();
+        let fetched = self.fetch_allowed(url).await;
+        lti_core::observe::record_platform_call(started.elapsed(), fetched.is_ok());
+        fetched
+    }
+}
+
+impl HttpKeySetFetcher {
+    /// Fetches `url`, which the URL rules allow.
+    async fn fetch_allowed(&self, url: &str) -> Result<FetchedKeySet, FetchError> {
         let mut response = self
             .client
             .get(url)

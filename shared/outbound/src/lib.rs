@@ -143,6 +143,26 @@ fn failed(error: &reqwest::Error, host: &str) -> OutboundError {
 impl PlatformHttp for ReqwestPlatformHttp {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError> {
         let url = check_url(self.policy, &request.url)?;
+        // Timed for the request's metrics once the URL is allowed (a refused one never
+        // left the tool). Down or overloaded: no answer, a broken one, 5xx, 408, 429.
+        let started = std::time::Instant::now();
+        let sent = self.send_allowed(request, url).await;
+        let ok = match &sent {
+            Ok(response) => response.status < 500 && !matches!(response.status, 408 | 429),
+            Err(_) => false,
+        };
+        lti_core::observe::record_platform_call(started.elapsed(), ok);
+        sent
+    }
+}
+
+impl ReqwestPlatformHttp {
+    /// Sends `request` to `url`, which the URL rules allow.
+    async fn send_allowed(
+        &self,
+        request: OutboundRequest,
+        url: url::Url,
+    ) -> Result<OutboundResponse, OutboundError> {
         let host = url.host_str().unwrap_or_default().to_string();
         let mut builder = self.client.request(method(request.method), url);
         for (name, value) in &request.headers {

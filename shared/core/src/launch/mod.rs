@@ -550,11 +550,15 @@ impl Launcher {
             .clone()
             .filter(|i| !i.is_empty())
             .ok_or(LaunchError::IssuerMissing)?;
+        let audiences = audiences_of(&peek);
+        crate::observe::note_claimed(
+            Some(&issuer),
+            peek.azp.as_deref().or(audiences.first().copied()),
+        );
         if issuer.len() > limits::MAX_ISSUER_LEN {
             // Longer than any registration may be: not registered, and never a key.
             return Err(LaunchError::IssuerUnknown);
         }
-        let audiences = audiences_of(&peek);
         if audiences.len() > limits::MAX_AUDIENCES {
             return Err(LaunchError::AudienceInvalid);
         }
@@ -567,6 +571,7 @@ impl Launcher {
             Profile::Standard => self.standard_registration(&issuer, &peek, cold).await?,
             Profile::Direct => self.direct_registration(&issuer, &audiences).await?,
         };
+        crate::observe::note_registration(&platform.issuer, &platform.client_id);
 
         // RS256 signature with the platform's keys for this kid (a kid may name several),
         // kept in the shared cache per registration.

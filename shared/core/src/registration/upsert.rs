@@ -116,7 +116,7 @@ pub async fn store_registration(
     }
     let saved = change.store.save_platform(registration.platform).await?;
     let platform = saved.platform;
-    tracing::info!(issuer = %platform.issuer, client_id = %platform.client_id, created = saved.created, "platform saved");
+    tracing::debug!(issuer = %platform.issuer, client_id = %platform.client_id, created = saved.created, "platform saved");
     let action = if saved.created {
         "platform.create"
     } else {

@@ -268,6 +268,7 @@ impl ServiceAuth {
             .await?
             .filter(|p| p.id == platform_id)
             .ok_or(ServiceError::PlatformUnknown)?;
+        crate::observe::note_registration(&platform.issuer, &platform.client_id);
         Ok(match caller {
             Caller::Launch(l) => CourseServices {
                 platform,

@@ -304,7 +304,7 @@ impl AccessTokens {
         let response = self.http.send(request).await.map_err(answer::unanswered)?;
         let now = self.clock.now();
         let token = read_token(&response, now, assertion.expose())?;
-        tracing::info!(
+        tracing::debug!(
             registration = %platform.id,
             scopes = %key.scope(),
             cached_for = token.expires_at - now,
@@ -335,7 +335,7 @@ impl AccessTokens {
         if response.status != 401 {
             return answer::success(response, self.clock.now(), &[token.expose()]);
         }
-        tracing::info!(
+        tracing::debug!(
             registration = %platform.id,
             "the platform refused its access token (401); retrying once with a fresh one"
         );

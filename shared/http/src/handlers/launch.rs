@@ -50,7 +50,7 @@ impl LaunchHandler {
         }
         match self.launcher.launch(&form, bound).await {
             Ok(handoff) => {
-                tracing::info!(
+                tracing::debug!(
                     user = %handoff.user_id,
                     bound_by = if bound.is_some() { "cookie" } else if filled(&form.lti_storage_proof) { "platform storage" } else { "none (direct)" },
                     "launch accepted"
@@ -86,7 +86,7 @@ impl LaunchHandler {
                 key,
                 frame_origins,
             } => {
-                tracing::info!("launch without the state cookie: reading the platform's storage");
+                tracing::debug!("launch without the state cookie: reading the platform's storage");
                 let mut response = respond::html(
                     StatusCode::OK,
                     pages::storage_launch(
@@ -102,6 +102,9 @@ impl LaunchHandler {
                 sources.extend(config.frame_ancestors.iter().cloned());
                 respond::allow_framing_by(&mut response, &sources);
                 response
+                    .extensions_mut()
+                    .insert(crate::observe::Outcome("STORAGE_READ"));
+                response
             }
             Cookieless::NewWindow {
                 restart_url,
@@ -111,12 +114,8 @@ impl LaunchHandler {
                 let mut response = if request::wants_json(request) {
                     respond::problem(request, &error)
                 } else {
-                    tracing::warn!(
-                        code = error.code(),
-                        request_id = %request_id(request),
-                        "launch without the state cookie nor platform storage: offering a new window"
-                    );
-                    respond::html(
+                    // Without the state cookie nor platform storage: a new window.
+                    let mut page = respond::html(
                         StatusCode::UNAUTHORIZED,
                         pages::new_window(
                             restart_url.as_deref(),
@@ -124,7 +123,9 @@ impl LaunchHandler {
                             error.code(),
                             &request_id(request),
                         ),
-                    )
+                    );
+                    respond::mark_refused(&mut page, &error);
+                    page
                 };
                 let mut sources = frame_origins;
                 sources.extend(config.frame_ancestors.iter().cloned());

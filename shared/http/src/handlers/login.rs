@@ -73,9 +73,10 @@ impl LoginHandler {
                 return response;
             }
         };
+        lti_core::observe::note_claimed(params.iss.as_deref(), params.client_id.as_deref());
         match self.service.initiate(&params).await {
             Ok(redirect) => {
-                tracing::info!(
+                tracing::debug!(
                     issuer = params.iss.as_deref().unwrap_or(""),
                     storage = redirect.storage.is_some(),
                     "login initiated"

@@ -149,7 +149,8 @@ pub async fn register_and_store(
     };
     match store_registration(&change, registered.input.clone(), None).await {
         Ok(stored) => {
-            tracing::info!(issuer = %stored.platform.issuer, client_id = %stored.platform.client_id, deployment_id = ?stored.deployment_id, accept_new_deployments = stored.platform.accept_new_deployments, extras = ?registered.extras.keys().collect::<Vec<_>>(), "dynamic registration stored");
+            crate::observe::note_registration(&stored.platform.issuer, &stored.platform.client_id);
+            tracing::debug!(issuer = %stored.platform.issuer, client_id = %stored.platform.client_id, deployment_id = ?stored.deployment_id, accept_new_deployments = stored.platform.accept_new_deployments, extras = ?registered.extras.keys().collect::<Vec<_>>(), "dynamic registration stored");
             Ok(Outcome { registered, stored })
         }
         Err(StoreRegistrationError::Invalid(invalid)) => {
@@ -182,7 +183,8 @@ pub async fn register(
     let (fetched_from, body) =
         fetch_configuration(config, http, url, params.registration_token.as_ref()).await?;
     let platform = configuration::read(&body, &fetched_from)?;
-    tracing::info!(issuer = %platform.issuer, product = ?platform.product_family_code, "dynamic registration: platform configuration read");
+    crate::observe::note_claimed(Some(&platform.issuer), None);
+    tracing::debug!(issuer = %platform.issuer, product = ?platform.product_family_code, "dynamic registration: platform configuration read");
 
     // 2. The platform's values, under the rules of every registration.
     let registration_url = checked_url(

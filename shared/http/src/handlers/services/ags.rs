@@ -131,7 +131,7 @@ impl ServicesHandler {
                 Some(&call.course.deployment_id),
             )
             .await?;
-        tracing::info!(platform = %call.course.platform.id, "line item created");
+        tracing::debug!(platform = %call.course.platform.id, "line item created");
         Ok((StatusCode::CREATED, json!({ "lineItem": created })))
     }
 
@@ -306,7 +306,7 @@ impl ServicesHandler {
                 deployment,
             )
             .await?;
-        tracing::info!(platform = %call.course.platform.id, status = posted.status, "score posted");
+        tracing::debug!(platform = %call.course.platform.id, status = posted.status, "score posted");
         Ok((
             StatusCode::OK,
             serde_json::to_value(&posted).unwrap_or(Value::Null),

@@ -72,7 +72,7 @@ impl ServicesHandler {
                 "This deep-linking request was already answered; the instructor can start again from the course.".into(),
             ));
         }
-        tracing::info!(
+        tracing::debug!(
             launch = %launch.launch_id,
             items = claims[format!("{}content_items", "https://purl.imsglobal.org/spec/lti-dl/claim/")]
                 .as_array()

@@ -40,7 +40,7 @@ impl ServicesHandler {
             .await
         {
             Ok((key, record)) => {
-                tracing::info!(key_id = %record.id, name = %record.name, "service key created");
+                tracing::debug!(key_id = %record.id, name = %record.name, "service key created");
                 let mut entry = self.audit_entry(request, who, "serviceKey.create", None);
                 entry.after = Some(record.id.clone());
                 self.audit(entry);
@@ -71,7 +71,7 @@ impl ServicesHandler {
     ) -> HttpResponse {
         match self.service_keys.revoke(id).await {
             Ok(true) => {
-                tracing::info!(key_id = %id, "service key revoked");
+                tracing::debug!(key_id = %id, "service key revoked");
                 let mut entry = self.audit_entry(request, who, "serviceKey.revoke", None);
                 entry.before = Some(id.to_string());
                 self.audit(entry);

@@ -130,11 +130,6 @@ fn registered(request: &HttpRequest, outcome: &Outcome) -> HttpResponse {
 fn failed(request: &HttpRequest, error: &DynRegError) -> HttpResponse {
     let status = respond::status_of(error.kind());
     let request_id = crate::request_id(request);
-    if status.is_server_error() {
-        tracing::warn!(code = error.code(), status = status.as_u16(), request_id = %request_id, detail = %error, "dynamic registration failed");
-    } else {
-        tracing::info!(code = error.code(), status = status.as_u16(), request_id = %request_id, detail = %error, "dynamic registration refused");
-    }
     let fields: Vec<(String, String)> = error
         .fields()
         .unwrap_or_default()
@@ -156,7 +151,7 @@ fn failed(request: &HttpRequest, error: &DynRegError) -> HttpResponse {
         }
         return response;
     }
-    respond::html(
+    let mut page = respond::html(
         status,
         pages::registration_failed(
             status.as_u16(),
@@ -167,7 +162,9 @@ fn failed(request: &HttpRequest, error: &DynRegError) -> HttpResponse {
             error.advice(),
             &request_id,
         ),
-    )
+    );
+    respond::mark_refused(&mut page, error);
+    page
 }
 
 #[cfg(test)]
