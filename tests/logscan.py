@@ -75,6 +75,15 @@ PARAMETER = re.compile(
     r"""["']?\s*[:=]\s*["']?\s*([A-Za-z0-9._~+/=%-]{16,})"""
 )
 
+# Not a rule: the OIDC authorization request's `state`, `nonce`, `login_hint` and
+# `lti_message_hint` are front-channel values (in the browser's address bar, in every
+# platform's access log: the interop platform's werkzeug log has them). What binds a
+# state to the browser is the state cookie or the storage proof, both found above.
+
+# Terminal colours (the dev server's tracing output, werkzeug's): removed before the
+# rules run, so `\x1b[3maccess_token\x1b[0m\x1b[2m=\x1b[0m"…"` reads `access_token="…"`.
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
 MIN_KNOWN_LEN = 8
 
 
@@ -131,7 +140,7 @@ def jwt_kind(token: str) -> str:
 def variants(line: str) -> t.List[str]:
     """The line, and the line percent-decoded once and twice (a JWT in a URL may have
     its dots encoded, a cookie header in a query string its `=` and `;`)."""
-    out = [line]
+    out = [ANSI.sub("", line)]
     for _ in range(2):
         decoded = urllib.parse.unquote_plus(out[-1])
         if decoded == out[-1]:
@@ -252,7 +261,7 @@ PLANTED = {
     "JWT access token": 1,
     "service key": 2,  # lsk_<id>_<secret> and the dev server's lsk_dev_<secret>
     "demo platform access token": 1,
-    "access_token value": 1,  # a token with no format, in a token answer
+    "access_token value": 2,  # a token with no format: in a token answer, in coloured tracing
     "known secret LTI_E2E_ADMIN_TOKEN": 1,
     "known secret LTI_DEV_ADMIN_TOKEN": 1,
     "cookie header with a value": 2,  # raw header, Debug-printed header map
