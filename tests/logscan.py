@@ -53,17 +53,19 @@ DEMO_ACCESS_TOKEN = re.compile(r"demo-at-[A-Za-z0-9_-]{16,}")
 # The state cookie: its name is the prefix and the state itself, its value
 # `<issued_at_ms>.<state>`. Even the name alone gives the state away.
 STATE_COOKIE = re.compile(r"__Host-lti-state-[A-Za-z0-9_-]{8,}")
+# In this rule and the two after it, a quote may be escaped (`\"`): a JSON document
+# logged as a string inside another JSON line.
 # A Cookie or Set-Cookie header with a value, as a raw header (`Cookie: a=b`), in a
 # Debug-printed header map (`"cookie": "a=b"`) or a JSON object. An expired cookie
 # (`name=; Expires=…`, empty value) carries nothing and is not a finding; nor is the
 # word in prose ("the cookie: none was sent" has no `name=value`).
 COOKIE_HEADER = re.compile(
-    r"""(?i)\b(set-cookie|cookie)["']?\s*[:=]\s*["']?\s*([!#$%&'*+.^`|~\w-]+)=([^;\s"',]+)"""
+    r"""(?i)\b(set-cookie|cookie)(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?\s*([!#$%&'*+.^`|~\w-]+)=([^;\s"',]+)"""
 )
 # Authorization with credentials. The README's placeholder `Bearer <token>` does not
 # match (no token characters).
 AUTHORIZATION = re.compile(
-    r"""(?i)\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?\s*(bearer|basic)\s+([A-Za-z0-9._~+/=-]{8,})"""
+    r"""(?i)\b(?:proxy-)?authorization(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?\s*(bearer|basic)\s+([A-Za-z0-9._~+/=-]{8,})"""
 )
 # Parameters and JSON members that carry a token; their values are secrets whatever
 # their format (the interop platform's and pylti1p3's tokens have none). At least 16
@@ -72,7 +74,7 @@ AUTHORIZATION = re.compile(
 PARAMETER = re.compile(
     r"""(?i)["']?\b(id_token|access_token|refresh_token|client_assertion|jwt|"""
     r"""lti_storage_proof|x-api-key|api_key|client_secret|admin_token|service_key)"""
-    r"""["']?\s*[:=]\s*["']?\s*([A-Za-z0-9._~+/=%-]{16,})"""
+    r"""(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?\s*([A-Za-z0-9._~+/=%-]{16,})"""
 )
 
 # Not a rule: the OIDC authorization request's `state`, `nonce`, `login_hint` and
@@ -261,7 +263,7 @@ PLANTED = {
     "JWT access token": 1,
     "service key": 2,  # lsk_<id>_<secret> and the dev server's lsk_dev_<secret>
     "demo platform access token": 1,
-    "access_token value": 2,  # a token with no format: in a token answer, in coloured tracing
+    "access_token value": 3,  # no format: a token answer, coloured tracing, JSON in JSON
     "known secret LTI_E2E_ADMIN_TOKEN": 1,
     "known secret LTI_DEV_ADMIN_TOKEN": 1,
     "cookie header with a value": 2,  # raw header, Debug-printed header map
