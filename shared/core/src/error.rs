@@ -17,6 +17,8 @@ pub enum ErrorKind {
     NotAllowed,
     /// The thing asked for does not exist (404).
     NotFound,
+    /// The address exists, but not for this method (405).
+    MethodNotAllowed,
     /// The request was already used once (409).
     Replay,
     /// The request body is larger than accepted (413).
@@ -41,6 +43,11 @@ pub trait Problem: std::error::Error {
     }
     /// Seconds after which a retry may succeed (the `Retry-After` header), if known.
     fn retry_after(&self) -> Option<u64> {
+        None
+    }
+    /// The methods the address takes (the `Allow` header of a 405), for
+    /// [`ErrorKind::MethodNotAllowed`].
+    fn allowed_methods(&self) -> Option<&'static str> {
         None
     }
 }

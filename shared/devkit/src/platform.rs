@@ -613,7 +613,10 @@ impl DemoPlatform {
             }
             _ => respond::api_problem(
                 request,
-                &RequestError::MethodNotAllowed(request.method().to_string()),
+                &RequestError::MethodNotAllowed {
+                    method: request.method().to_string(),
+                    allow: "GET, POST",
+                },
                 None,
             ),
         }

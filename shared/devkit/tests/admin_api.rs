@@ -530,7 +530,7 @@ async fn every_admin_route_needs_the_admin_token() {
     .await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
-        (400, Some("HTTP_METHOD_NOT_ALLOWED"))
+        (405, Some("HTTP_METHOD_NOT_ALLOWED"))
     );
 }
 

@@ -32,9 +32,10 @@ pub enum RequestError {
     /// No route for this path.
     #[error("there is nothing at this address")]
     NotFound,
-    /// The route exists but not for this method.
-    #[error("this address does not accept {0}")]
-    MethodNotAllowed(String),
+    /// The route exists but not for this method; `allow` lists the ones it takes
+    /// (the `Allow` header of the 405, RFC 9110 §15.5.6).
+    #[error("this address does not accept {method}")]
+    MethodNotAllowed { method: String, allow: &'static str },
 }
 
 impl Problem for RequestError {
@@ -46,14 +47,21 @@ impl Problem for RequestError {
             Self::DuplicateParameter(_) => "HTTP_DUPLICATE_PARAMETER",
             Self::InvalidJson(_) => "HTTP_INVALID_JSON",
             Self::NotFound => "HTTP_NOT_FOUND",
-            Self::MethodNotAllowed(_) => "HTTP_METHOD_NOT_ALLOWED",
+            Self::MethodNotAllowed { .. } => "HTTP_METHOD_NOT_ALLOWED",
         }
     }
     fn kind(&self) -> ErrorKind {
         match self {
             Self::TooLarge(_) => ErrorKind::TooLarge,
             Self::NotFound => ErrorKind::NotFound,
+            Self::MethodNotAllowed { .. } => ErrorKind::MethodNotAllowed,
             _ => ErrorKind::BadRequest,
+        }
+    }
+    fn allowed_methods(&self) -> Option<&'static str> {
+        match self {
+            Self::MethodNotAllowed { allow, .. } => Some(allow),
+            _ => None,
         }
     }
     fn public_message(&self) -> String {

@@ -308,7 +308,15 @@ async fn bad_launch_bodies_are_refused_before_any_lti_check() {
         .await;
     assert_eq!(
         (response.status().as_u16(), code(&response).as_str()),
-        (400, "HTTP_METHOD_NOT_ALLOWED")
+        (405, "HTTP_METHOD_NOT_ALLOWED")
+    );
+    assert_eq!(
+        response
+            .headers()
+            .get(http::header::ALLOW)
+            .map(|v| v.as_bytes()),
+        Some(&b"POST"[..]),
+        "a 405 names what the address takes"
     );
 
     let response = router

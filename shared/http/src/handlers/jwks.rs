@@ -16,7 +16,7 @@ impl JwksHandler {
     /// Answers the key set: every active and previous key.
     pub async fn handle(&self, request: HttpRequest) -> HttpResponse {
         if request.method() != Method::GET && request.method() != Method::HEAD {
-            return method_not_allowed(&request);
+            return method_not_allowed(&request, "GET, HEAD");
         }
         match self.signer.public_keys().await {
             Ok(keys) => {

@@ -20,7 +20,7 @@ impl LaunchHandler {
     /// Handles one launch.
     pub async fn handle(&self, request: HttpRequest) -> HttpResponse {
         if request.method() != Method::POST {
-            return method_not_allowed(&request);
+            return method_not_allowed(&request, "POST");
         }
         let form: LaunchForm = match request::form(&request) {
             Ok(f) => f,

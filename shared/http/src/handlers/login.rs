@@ -63,7 +63,7 @@ impl LoginHandler {
     /// Handles one login initiation.
     pub async fn handle(&self, request: HttpRequest) -> HttpResponse {
         if request.method() != Method::GET && request.method() != Method::POST {
-            return method_not_allowed(&request);
+            return method_not_allowed(&request, "GET, POST");
         }
         let params: LoginRequest = match request::params(&request) {
             Ok(p) => p,

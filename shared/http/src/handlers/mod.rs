@@ -110,9 +110,19 @@ async fn framing_sources(
     sources
 }
 
-fn method_not_allowed(request: &HttpRequest) -> HttpResponse {
-    respond::problem(
-        request,
-        &RequestError::MethodNotAllowed(request.method().to_string()),
-    )
+/// 405 with the methods the address takes (`allow`, e.g. `"GET, POST"`) in `Allow`.
+fn method_not_allowed(request: &HttpRequest, allow: &'static str) -> HttpResponse {
+    respond::problem(request, &not_allowed(request, allow))
+}
+
+/// [`method_not_allowed`] as JSON whatever the client accepts (APIs).
+fn api_method_not_allowed(request: &HttpRequest, allow: &'static str) -> HttpResponse {
+    respond::api_problem(request, &not_allowed(request, allow), None)
+}
+
+fn not_allowed(request: &HttpRequest, allow: &'static str) -> RequestError {
+    RequestError::MethodNotAllowed {
+        method: request.method().to_string(),
+        allow,
+    }
 }

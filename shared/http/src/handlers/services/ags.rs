@@ -55,7 +55,15 @@ impl ServicesHandler {
             (
                 _,
                 "/lti/ags/lineitems" | "/lti/ags/lineitem" | "/lti/ags/scores" | "/lti/ags/results",
-            ) => return super::api_method_not_allowed(request),
+            ) => {
+                let allow = match path {
+                    "/lti/ags/lineitems" => "GET, POST",
+                    "/lti/ags/lineitem" => "GET, PUT, DELETE",
+                    "/lti/ags/scores" => "POST",
+                    _ => "GET",
+                };
+                return super::api_method_not_allowed(request, allow);
+            }
             _ => return respond::api_problem(request, &request::RequestError::NotFound, None),
         };
         match outcome {

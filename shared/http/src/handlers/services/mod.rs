@@ -15,7 +15,7 @@ mod register;
 
 pub use config::{canvas_json, DirectLaunchSettings, FormField, ToolSettings, SERVICE_SCOPES};
 
-use super::{method_not_allowed, relative_path};
+use super::{api_method_not_allowed, method_not_allowed, relative_path};
 use crate::request::{self, RequestError};
 use crate::{respond, HttpRequest, HttpResponse};
 use http::Method;
@@ -141,25 +141,25 @@ impl ServicesHandler {
         match path.as_str() {
             paths::CONFIG => match method {
                 Method::GET => self.tool_settings(&request).await,
-                _ => method_not_allowed(&request),
+                _ => method_not_allowed(&request, "GET"),
             },
             paths::CONFIG_CANVAS => match method {
                 Method::GET => self.canvas_config(),
-                _ => method_not_allowed(&request),
+                _ => method_not_allowed(&request, "GET"),
             },
             paths::REGISTER => match method {
                 Method::GET => self.dynamic_registration(&request).await,
-                _ => method_not_allowed(&request),
+                _ => method_not_allowed(&request, "GET"),
             },
             paths::OPENAPI => match method {
                 Method::GET => openapi(),
-                _ => api_method_not_allowed(&request),
+                _ => api_method_not_allowed(&request, "GET"),
             },
             p if p.starts_with("/lti/ags/") => self.ags(&request, p).await,
             p if p.starts_with("/lti/nrps/") => self.nrps(&request, p).await,
             paths::DEEP_LINK => match method {
                 Method::POST => self.deep_link(&request).await,
-                _ => api_method_not_allowed(&request),
+                _ => api_method_not_allowed(&request, "POST"),
             },
             p if p == paths::ADMIN_PLATFORMS || p.starts_with("/admin/platforms/") => {
                 let who = match self.admin_caller(&request) {
@@ -177,7 +177,7 @@ impl ServicesHandler {
                 match method {
                     Method::GET => self.list_service_keys(&request).await,
                     Method::POST => self.create_service_key(&request, &who).await,
-                    _ => api_method_not_allowed(&request),
+                    _ => api_method_not_allowed(&request, "GET, POST"),
                 }
             }
             p if p.starts_with(paths::ADMIN_SERVICE_KEYS)
@@ -193,7 +193,7 @@ impl ServicesHandler {
                         self.revoke_service_key(&request, &who, id).await
                     }
                     Method::DELETE => respond::api_problem(&request, &RequestError::NotFound, None),
-                    _ => api_method_not_allowed(&request),
+                    _ => api_method_not_allowed(&request, "DELETE"),
                 }
             }
             _ => respond::problem(&request, &RequestError::NotFound),
@@ -274,9 +274,11 @@ impl ServicesHandler {
             ([id, "routes", route], &Method::DELETE) => {
                 self.remove_route(request, who, id, route).await
             }
-            ([] | [_] | [_, "deployments" | "routes"] | [_, "deployments" | "routes", _], _) => {
-                api_method_not_allowed(request)
+            ([], _) | ([_, "deployments" | "routes"], _) => {
+                api_method_not_allowed(request, "GET, POST")
             }
+            ([_], _) => api_method_not_allowed(request, "GET, PUT, PATCH, DELETE"),
+            ([_, "deployments" | "routes", _], _) => api_method_not_allowed(request, "DELETE"),
             _ => respond::api_problem(request, &RequestError::NotFound, None),
         }
     }
@@ -337,12 +339,4 @@ fn openapi() -> HttpResponse {
         http::HeaderValue::from_static("public, max-age=3600"),
     );
     response
-}
-
-fn api_method_not_allowed(request: &HttpRequest) -> HttpResponse {
-    respond::api_problem(
-        request,
-        &RequestError::MethodNotAllowed(request.method().to_string()),
-        None,
-    )
 }

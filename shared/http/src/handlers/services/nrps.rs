@@ -15,7 +15,7 @@ impl ServicesHandler {
                 Ok(roster) => respond::json(StatusCode::OK, &roster),
                 Err(e) => service_problem(request, &e),
             },
-            (_, "/lti/nrps/members") => super::api_method_not_allowed(request),
+            (_, "/lti/nrps/members") => super::api_method_not_allowed(request, "GET"),
             _ => respond::api_problem(request, &crate::request::RequestError::NotFound, None),
         }
     }
