@@ -325,7 +325,7 @@ fn matches(pattern: &str, value: &str) -> bool {
 
 #[tokio::test]
 #[ignore = "needs a moto server in IAM mode: tests/run.sh starts one (start_moto --iam)"]
-async fn iam_every_function_works_with_exactly_its_template_policy() {
+async fn template_policy_every_function_works_with_exactly_its_own() {
     let setup = setup().await;
     let var = setup.var();
     let lms = Lms::start("iam-client").await;
@@ -708,7 +708,7 @@ async fn iam_every_function_works_with_exactly_its_template_policy() {
 
 #[tokio::test]
 #[ignore = "needs a moto server in IAM mode: tests/run.sh starts one (start_moto --iam)"]
-async fn iam_enforcement_has_teeth() {
+async fn template_policy_enforcement_has_teeth() {
     let setup = setup().await;
     let var = setup.var();
     let lms = Lms::start("teeth-client").await;
