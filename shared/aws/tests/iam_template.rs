@@ -274,6 +274,38 @@ fn launch_id_of(app_token: &str) -> String {
         .to_string()
 }
 
+/// The devkit's demo platform served on 127.0.0.1.
+async fn serve_demo_platform() -> std::sync::Arc<lti_dev::platform::DemoPlatform> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let platform = std::sync::Arc::new(lti_dev::platform::DemoPlatform::new(
+        &base,
+        lti_core::signer::LocalRsaSigner::generate().expect("key"),
+        std::sync::Arc::new(lti_core::clock::SystemClock),
+    ));
+    let served = platform.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let platform = served.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .unwrap_or_default();
+            let response = platform
+                .handle(http::Request::from_parts(parts, bytes))
+                .await;
+            let (parts, body) = response.into_parts();
+            axum::response::Response::from_parts(parts, axum::body::Body::from(body))
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    platform
+}
+
 /// The template's Allow grants of `policy` as (action, resource) pairs.
 fn grants(policy: &Value) -> Vec<(String, String)> {
     let list = |v: &Value| -> Vec<String> {
@@ -651,6 +683,29 @@ async fn template_policy_every_function_works_with_exactly_its_own() {
         "{location}"
     );
 
+    // LTI Dynamic Registration with the devkit's demo platform: the services function
+    // fetches its configuration, registers, and stores the registration.
+    let platform = serve_demo_platform().await;
+    let register = format!(
+        "/lti/register?{}",
+        serde_urlencoded::to_string([
+            ("openid_configuration", platform.openid_configuration_url()),
+            ("registration_token", platform.issue_registration_token()),
+        ])
+        .expect("query")
+    );
+    let response = services
+        .handle(request("GET", &register, "", String::new()))
+        .await;
+    setup.expect("dynamic registration", &response, 200).await;
+    let registered = json_of(&response);
+    assert_eq!(
+        (&registered["registered"], &registered["created"]),
+        (&json!(true), &json!(true)),
+        "{registered}"
+    );
+    assert_eq!(registered["deploymentId"], "dynreg-1");
+
     // A second registration, deleted with its items (BatchWriteItem).
     let mut other = lms.registration();
     other["clientId"] = json!("iam-client-2");
@@ -680,7 +735,23 @@ async fn template_policy_every_function_works_with_exactly_its_own() {
             .iter()
             .filter(|d| d["principal"] == identity.arn.as_str() && d["allowed"] == true)
             .collect();
-        println!("IAM: {name}: {} calls allowed", calls.len());
+        let mut used: Vec<String> = calls
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} on {}",
+                    d["action"].as_str().unwrap_or(""),
+                    setup.short(d["resource"].as_str().unwrap_or(""))
+                )
+            })
+            .collect();
+        used.sort();
+        used.dedup();
+        println!(
+            "IAM: {name}: {} calls allowed; used: {}",
+            calls.len(),
+            used.join(", ")
+        );
         for (action, resource) in grants(&identity.policy) {
             let used = calls.iter().any(|d| {
                 matches(&action, d["action"].as_str().unwrap_or(""))
