@@ -112,6 +112,7 @@ impl Setup {
                 }
             }
         }
+        out.dedup();
         out
     }
 
