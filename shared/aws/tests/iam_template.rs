@@ -132,6 +132,23 @@ impl Setup {
         }
     }
 
+    /// "unneeded: <function> <action> on <resource>" for each Allow grant of `policy`
+    /// that none of the allowed `calls` used.
+    fn unneeded(&self, function: &str, policy: &Value, calls: &[&Value]) -> Vec<String> {
+        grants(policy)
+            .into_iter()
+            .filter(|(action, resource)| {
+                !calls.iter().any(|d| {
+                    matches(action, d["action"].as_str().unwrap_or(""))
+                        && matches(resource, d["resource"].as_str().unwrap_or(""))
+                })
+            })
+            .map(|(action, resource)| {
+                format!("unneeded: {function} {action} on {}", self.short(&resource))
+            })
+            .collect()
+    }
+
     /// Asserts `response` has `status`; otherwise fails naming any call the template
     /// policies denied.
     async fn expect(&self, what: &str, response: &HttpResponse, status: u16) {
@@ -385,6 +402,26 @@ async fn template_policy_every_function_works_with_exactly_its_own() {
     let one = format!("/admin/platforms/{platform_id}");
     let got = call(&services, "GET", &one, &[], None).await;
     setup.expect("read a platform", &got, 200).await;
+    let mut replaced = lms.registration();
+    replaced["acceptNewDeployments"] = json!(true);
+    replaced["name"] = json!("Blackboard (replaced)");
+    let put = call(&services, "PUT", &one, &[], Some(replaced)).await;
+    setup.expect("replace a platform", &put, 200).await;
+    let patched = call(
+        &services,
+        "PATCH",
+        &one,
+        &[],
+        Some(json!({"name": "Blackboard (renamed)"})),
+    )
+    .await;
+    setup.expect("rename a platform", &patched, 200).await;
+    assert_eq!(
+        json_of(&patched)["name"],
+        "Blackboard (renamed)",
+        "{}",
+        json_of(&patched)
+    );
     let deployments = format!("{one}/deployments");
     let added = call(
         &services,
@@ -753,18 +790,7 @@ async fn template_policy_every_function_works_with_exactly_its_own() {
             calls.len(),
             used.join(", ")
         );
-        for (action, resource) in grants(&identity.policy) {
-            let used = calls.iter().any(|d| {
-                matches(&action, d["action"].as_str().unwrap_or(""))
-                    && matches(&resource, d["resource"].as_str().unwrap_or(""))
-            });
-            if !used {
-                unneeded.push(format!(
-                    "unneeded: {name} {action} on {}",
-                    setup.short(&resource)
-                ));
-            }
-        }
+        unneeded.extend(setup.unneeded(name, &identity.policy, &calls));
     }
     for line in &unneeded {
         println!("IAM {line}");
@@ -849,4 +875,30 @@ async fn template_policy_enforcement_has_teeth() {
     setup
         .expect("launch with the template's policy", &response, 200)
         .await;
+
+    // The report names a grant no call used: the login function's policy plus a
+    // dynamodb:Scan of the table, against the login function's calls above (this test
+    // logs in with a client_id only, so its gsi1 grant is unused either way).
+    let login_arn = setup.identities["LoginFunction"].arn.clone();
+    let decisions = setup.decisions().await;
+    let calls: Vec<&Value> = decisions
+        .iter()
+        .filter(|d| d["principal"] == login_arn.as_str() && d["allowed"] == true)
+        .collect();
+    let mut wider = setup.identities["LoginFunction"].policy.clone();
+    wider["Statement"]
+        .as_array_mut()
+        .expect("statements")
+        .push(json!({"Effect": "Allow", "Action": "dynamodb:Scan", "Resource": setup.table_arn}));
+    let before = setup.unneeded(
+        "LoginFunction",
+        &setup.identities["LoginFunction"].policy,
+        &calls,
+    );
+    let after = setup.unneeded("LoginFunction", &wider, &calls);
+    let added: Vec<&String> = after.iter().filter(|l| !before.contains(l)).collect();
+    assert_eq!(
+        added,
+        vec!["unneeded: LoginFunction dynamodb:Scan on table"]
+    );
 }
