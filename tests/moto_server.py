@@ -67,7 +67,7 @@ class IamMode:
 
     def install(self) -> None:
         from moto.core.authorization import ActionAuthenticatorMixin
-        from moto.core.exceptions import JsonRESTError
+        from moto.core.exceptions import AccessDeniedError, JsonRESTError
         from moto.dynamodb.responses import DynamoHandler
         from moto.iam.access_control import IAMRequest
         from moto.kms.responses import KmsResponse
@@ -105,7 +105,7 @@ class IamMode:
                 try:
                     request.check_action_permitted(arn)
                     allowed = True
-                except Exception:  # moto's AccessDeniedError
+                except AccessDeniedError:
                     allowed = False
                 mode.decisions.append(
                     {"principal": principal, "action": action, "resource": arn, "allowed": allowed}
