@@ -37,17 +37,26 @@ install_aws_tools() {
 }
 
 # Starts a moto server and points the AWS SDK at it (AWS_ENDPOINT_URL and test
-# credentials, exported).
+# credentials, exported). With --iam, a dedicated second server instead, enforcing IAM
+# (tests/moto_server.py's LTI_MOTO_IAM mode; enforcement is process-wide in moto, so
+# never the shared one): exports LTI_MOTO_IAM_URL and LTI_MOTO_PYTHON (its Python,
+# which has boto3 and cfn-lint through moto[server]) and leaves AWS_ENDPOINT_URL alone.
 start_moto() {
-  local port
+  local port name=moto iam=0
+  if [ "${1:-}" = "--iam" ]; then name=moto-iam; iam=1; fi
   port="$(free_port)"
-  setsid "$VENV/bin/python" "$ROOT/tests/moto_server.py" 127.0.0.1 "$port" >"$TMP/moto.log" 2>&1 &
-  echo "$!" >"$TMP/moto.pid"
+  LTI_MOTO_IAM=$iam setsid "$VENV/bin/python" "$ROOT/tests/moto_server.py" 127.0.0.1 "$port" \
+    >"$TMP/$name.log" 2>&1 &
+  echo "$!" >"$TMP/$name.pid"
   for _ in $(seq 1 100); do
     python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
       "http://127.0.0.1:$port/moto-api/" 2>/dev/null && break
     sleep 0.2
   done
+  if [ "$iam" = 1 ]; then
+    export LTI_MOTO_IAM_URL="http://127.0.0.1:$port" LTI_MOTO_PYTHON="$VENV/bin/python"
+    return 0
+  fi
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1 \
     AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 }

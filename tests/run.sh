@@ -69,10 +69,19 @@ install_aws_tools
 
 section "AWS adapters on moto: contract suites, KMS signer, functions from events/, call budget, replay race"
 start_moto
-cargo test --locked -p lti-aws -- --ignored --nocapture 2>&1 | tee "$TMP/aws-tests.log"
+# The template_policy_ tests need the IAM-enforcing moto of the next step.
+cargo test --locked -p lti-aws -- --ignored --nocapture --skip template_policy_ 2>&1 | tee "$TMP/aws-tests.log"
 echo "--- measured:"
 grep -E '^AWS calls' "$TMP/aws-tests.log"
 done_step "AWS adapters on moto"
+
+section "IAM on moto: each function's calls with exactly its template.yaml policy"
+start_moto --iam
+cargo test --locked -p lti-aws --test iam_template -- --ignored --nocapture 2>&1 \
+  | tee "$TMP/iam-tests.log"
+echo "--- IAM report:"
+grep -E '^IAM' "$TMP/iam-tests.log"
+done_step "IAM on moto"
 
 section "the Lambda binaries under cargo lambda watch, on moto: their AWS calls, a full launch, deep linking, grades and rosters"
 start_lambda_stack 0
