@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::stack::{json_of, ready, request, Env, Lms, ADMIN, ISS, TOOL};
+use common::stack::{json_of, ready, request, Env, Lms, ISS, TOOL};
 use lti_aws::calls::CallCounter;
 use lti_aws::dynamo::DynamoStore;
 use lti_aws::functions::{self, Clients};
@@ -56,17 +56,7 @@ async fn world_with(jwks_url: Option<String>) -> World {
     let clients = Clients::from_shared(&shared, Some(counter.clone()));
     let table = common::fresh_table(&clients).await;
     let (key, _) = common::fresh_key(&clients).await;
-    let vars = [
-        ("LTI_BASE_URL", TOOL),
-        ("LTI_APP_LANDING_URL", "https://app.example/landing"),
-        ("LTI_TABLE_NAME", table.as_str()),
-        ("LTI_KMS_KEY_ID", key.as_str()),
-        ("LTI_ADMIN_TOKEN", ADMIN),
-        ("LTI_INSECURE_ALLOW_LOOPBACK_URLS", "true"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let vars = common::stack::function_vars(&table, &key, &[]);
     let env = Env {
         store: DynamoStore::new(clients.dynamodb.clone(), table),
         clients,

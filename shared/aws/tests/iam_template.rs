@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::stack::{json_of, ready, request, Lms, ADMIN, ISS, TOOL};
+use common::stack::{json_of, ready, request, Lms, ISS, TOOL};
 use lti_aws::functions::{self, Clients};
 use lti_dev::scripted::{LmsServices, MEMBERS};
 use lti_http::handlers::ServicesHandler;
@@ -234,19 +234,12 @@ async fn setup() -> Setup {
             },
         );
     }
-    let vars = [
-        ("LTI_BASE_URL", TOOL),
-        ("LTI_APP_LANDING_URL", "https://app.example/landing"),
-        ("LTI_TABLE_NAME", table.as_str()),
-        // The key ARN, as template.yaml passes it.
-        ("LTI_KMS_KEY_ID", key_arn.as_str()),
-        ("LTI_ADMIN_TOKEN", ADMIN),
-        ("LTI_DYNAMIC_REGISTRATION_ACCEPT_NEW_DEPLOYMENTS", "true"),
-        ("LTI_INSECURE_ALLOW_LOOPBACK_URLS", "true"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    // The key ARN, as template.yaml passes it.
+    let vars = common::stack::function_vars(
+        &table,
+        &key_arn,
+        &[("LTI_DYNAMIC_REGISTRATION_ACCEPT_NEW_DEPLOYMENTS", "true")],
+    );
     Setup {
         table_arn,
         key_arn,

@@ -19,8 +19,7 @@ use std::sync::Arc;
 
 const ISS: &str = "https://lms.example.edu";
 const CLIENT: &str = "tool-client-1";
-const TOOL: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
-const ADMIN: &str = "local-admin-token-0123456789abcdef0123456789abcdef";
+use common::stack::TOOL;
 
 struct Stack {
     clients: Clients,
@@ -51,18 +50,8 @@ async fn stack() -> Stack {
         .await
         .expect("deployment");
     counter.take();
-    let vars = [
-        ("LTI_BASE_URL", TOOL),
-        ("LTI_APP_LANDING_URL", "https://app.example/landing"),
-        ("LTI_TABLE_NAME", table.as_str()),
-        ("LTI_KMS_KEY_ID", key.as_str()),
-        ("LTI_ADMIN_TOKEN", ADMIN),
-        // The platform's JWKS is served on 127.0.0.1 by the test.
-        ("LTI_INSECURE_ALLOW_LOOPBACK_URLS", "true"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    // The platform's JWKS is served on 127.0.0.1 by the test.
+    let vars = common::stack::function_vars(&table, &key, &[]);
     Stack {
         clients,
         counter,

@@ -16,6 +16,23 @@ pub const TOOL: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
 pub const ADMIN: &str = "local-admin-token-0123456789abcdef0123456789abcdef";
 pub const ISS: &str = "https://blackboard.example";
 
+/// The settings the functions get from template.yaml, for `table` and `key`, plus
+/// `extra` (the platforms of the tests run on 127.0.0.1).
+pub fn function_vars(table: &str, key: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    [
+        ("LTI_BASE_URL", TOOL),
+        ("LTI_APP_LANDING_URL", "https://app.example/landing"),
+        ("LTI_TABLE_NAME", table),
+        ("LTI_KMS_KEY_ID", key),
+        ("LTI_ADMIN_TOKEN", ADMIN),
+        ("LTI_INSECURE_ALLOW_LOOPBACK_URLS", "true"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 pub struct Env {
     pub clients: Clients,
     pub counter: CallCounter,
@@ -29,17 +46,7 @@ pub async fn env() -> Env {
     let table = super::fresh_table(&clients).await;
     let (key, _) = super::fresh_key(&clients).await;
     let store = DynamoStore::new(clients.dynamodb.clone(), table.clone());
-    let vars = [
-        ("LTI_BASE_URL", TOOL),
-        ("LTI_APP_LANDING_URL", "https://app.example/landing"),
-        ("LTI_TABLE_NAME", table.as_str()),
-        ("LTI_KMS_KEY_ID", key.as_str()),
-        ("LTI_ADMIN_TOKEN", ADMIN),
-        ("LTI_INSECURE_ALLOW_LOOPBACK_URLS", "true"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let vars = function_vars(&table, &key, &[]);
     Env {
         clients,
         counter,
