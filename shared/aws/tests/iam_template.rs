@@ -67,12 +67,7 @@ struct Setup {
 
 impl Setup {
     fn var(&self) -> impl Fn(&str) -> Option<String> + '_ {
-        move |name| {
-            self.vars
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
+        common::stack::lookup(&self.vars)
     }
 
     fn clients(&self, function: &str) -> &Clients {

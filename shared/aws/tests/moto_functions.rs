@@ -63,12 +63,7 @@ async fn stack() -> Stack {
 
 impl Stack {
     fn var(&self) -> impl Fn(&str) -> Option<String> + '_ {
-        move |name| {
-            self.vars
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
+        common::stack::lookup(&self.vars)
     }
 }
 

@@ -33,6 +33,11 @@ pub fn function_vars(table: &str, key: &str, extra: &[(&str, &str)]) -> Vec<(Str
     .collect()
 }
 
+/// `vars` as the functions read their configuration.
+pub fn lookup(vars: &[(String, String)]) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
 pub struct Env {
     pub clients: Clients,
     pub counter: CallCounter,
@@ -57,12 +62,7 @@ pub async fn env() -> Env {
 
 impl Env {
     pub fn var(&self) -> impl Fn(&str) -> Option<String> + '_ {
-        move |name| {
-            self.vars
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        }
+        lookup(&self.vars)
     }
 }
 
