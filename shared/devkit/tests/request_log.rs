@@ -83,6 +83,8 @@ async fn each_request_is_one_info_line_and_unserved_paths_warn_nobody() {
     assert_eq!(requests[1]["code"], "LTI_LOGIN_PARAM_MISSING");
     assert_eq!(requests[2]["code"], "ADMIN_UNAUTHORIZED");
     assert!(requests.iter().all(|l| l["latency_ms"].is_number()));
+    // Fields a request has no value for are left out, not logged empty.
+    assert!(requests[0].get("issuer").is_none() && requests[3].get("code").is_none());
     // Nothing else at INFO or above: refusals are in their request line only.
     let others: Vec<&Value> = lines
         .iter()

@@ -369,14 +369,16 @@ fn write_stdout(document: &Value) {
 }
 
 fn log_with_tracing(line: &RequestLine) {
-    let code = line.code.unwrap_or("");
-    let issuer = line.issuer.as_deref().unwrap_or("");
-    let client_id = line.client_id.as_deref().unwrap_or("");
-    let detail = line.detail.as_deref().unwrap_or("");
+    // Absent fields (`None`) are left out of the line.
+    let code = line.code;
+    let outcome = line.outcome;
+    let issuer = line.issuer.as_deref();
+    let client_id = line.client_id.as_deref();
+    let detail = line.detail.as_deref();
     if line.status >= 500 {
-        tracing::error!(target: "request", request_id = %line.request_id, route = %line.route, status = line.status, code, latency_ms = line.latency_ms, issuer, client_id, cold_start = line.cold_start, detail, "request");
+        tracing::error!(target: "request", request_id = %line.request_id, route = %line.route, status = line.status, code, outcome, latency_ms = line.latency_ms, issuer, client_id, cold_start = line.cold_start, detail, "request");
     } else {
-        tracing::info!(target: "request", request_id = %line.request_id, route = %line.route, status = line.status, code, latency_ms = line.latency_ms, issuer, client_id, cold_start = line.cold_start, detail, "request");
+        tracing::info!(target: "request", request_id = %line.request_id, route = %line.route, status = line.status, code, outcome, latency_ms = line.latency_ms, issuer, client_id, cold_start = line.cold_start, detail, "request");
     }
 }
 
