@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::stack::{json_of, ready, request, Env, Lms, ISS, TOOL};
+use common::stack::{json_of, ready, request, Env, Lms, ISS};
 use lti_aws::calls::CallCounter;
 use lti_aws::dynamo::DynamoStore;
 use lti_aws::functions::{self, Clients};
@@ -328,22 +328,10 @@ async fn dynamodb_failures_on_the_login_and_the_cold_read_are_clean_503s() {
         ("login timeout", Fault::timeout("PutItem", NEVER)),
     ] {
         w.proxy.inject(fault);
-        let query = serde_urlencoded::to_string([
-            ("iss", ISS),
-            ("login_hint", "h"),
-            ("target_link_uri", &format!("{TOOL}/lti/launch")),
-            ("client_id", &w.lms.client_id),
-        ])
-        .expect("query");
         let started = Instant::now();
         let response = w
             .login
-            .handle(request(
-                "GET",
-                &format!("/lti/login?{query}"),
-                "",
-                String::new(),
-            ))
+            .handle(common::stack::login_request(Some(&w.lms.client_id)))
             .await;
         let refused = seen(&response, started.elapsed());
         assert_refused(

@@ -497,20 +497,9 @@ async fn template_policy_every_function_works_with_exactly_its_own() {
     let login = ready(functions::login(setup.clients("LoginFunction"), &var));
     let launch = ready(functions::launch(setup.clients("LaunchFunction"), &var));
     let (state, nonce, cookie) = lms.login_with(&login).await;
-    let query = serde_urlencoded::to_string([
-        ("iss", ISS),
-        ("login_hint", "h"),
-        ("target_link_uri", &format!("{TOOL}/lti/launch")),
-    ])
-    .expect("query");
     let cold_without_client = ready(functions::login(setup.clients("LoginFunction"), &var));
     let response = cold_without_client
-        .handle(request(
-            "GET",
-            &format!("/lti/login?{query}"),
-            "",
-            String::new(),
-        ))
+        .handle(common::stack::login_request(None))
         .await;
     setup
         .expect("login without client_id", &response, 302)

@@ -38,6 +38,21 @@ pub fn lookup(vars: &[(String, String)]) -> impl Fn(&str) -> Option<String> + '_
     move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
 }
 
+/// A platform's login initiation (`GET /lti/login`) for issuer [`ISS`], naming
+/// `client_id` when given.
+pub fn login_request(client_id: Option<&str>) -> HttpRequest {
+    let mut params = vec![
+        ("iss", ISS.to_string()),
+        ("login_hint", "h".to_string()),
+        ("target_link_uri", format!("{TOOL}/lti/launch")),
+    ];
+    if let Some(client_id) = client_id {
+        params.push(("client_id", client_id.to_string()));
+    }
+    let query = serde_urlencoded::to_string(params).expect("query");
+    request("GET", &format!("/lti/login?{query}"), "", String::new())
+}
+
 pub struct Env {
     pub clients: Clients,
     pub counter: CallCounter,
@@ -127,21 +142,7 @@ impl Lms {
         &self,
         login: &lti_http::handlers::LoginHandler,
     ) -> (String, String, String) {
-        let query = serde_urlencoded::to_string([
-            ("iss", ISS),
-            ("login_hint", "h"),
-            ("target_link_uri", &format!("{TOOL}/lti/launch")),
-            ("client_id", &self.client_id),
-        ])
-        .expect("query");
-        let response = login
-            .handle(request(
-                "GET",
-                &format!("/lti/login?{query}"),
-                "",
-                String::new(),
-            ))
-            .await;
+        let response = login.handle(login_request(Some(&self.client_id))).await;
         assert_eq!(response.status(), 302);
         let location =
             url::Url::parse(response.headers()["location"].to_str().expect("ascii")).expect("url");
