@@ -434,9 +434,22 @@ async fn kms_failures_are_clean_503s_and_a_fresh_launch_succeeds_after() {
     for (i, (case, fault, code)) in cases.into_iter().enumerate() {
         let attempt = w.begin(&format!("kms-{i}")).await;
         w.proxy.inject(fault);
-        let refused = w.post(&w.launch, &attempt).await;
+        // Inside a request's observation, as the functions run: what its request line
+        // and metrics (KmsFailures, KmsThrottles: the throttling alarm) are made of.
+        let (refused, facts) = lti_core::observe::observed(w.post(&w.launch, &attempt)).await;
         w.proxy.clear();
         assert_refused(case, &refused, 503, code, STORE_FAULT_ANSWER_WITHIN);
+        let sign = facts
+            .key_calls
+            .iter()
+            .find(|c| c.operation == "Sign")
+            .unwrap_or_else(|| panic!("{case}: the Sign call is recorded: {facts:?}"));
+        assert!(sign.failed, "{case}: counted in KmsFailures");
+        assert_eq!(
+            sign.throttled,
+            case == "throttling",
+            "{case}: KmsThrottles counts throttling, and only it"
+        );
         let (consumed, user) = w.written(&attempt).await;
         assert_eq!(
             consumed, user,
