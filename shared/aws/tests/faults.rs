@@ -531,7 +531,9 @@ async fn a_failing_platform_key_endpoint_is_a_clean_502_that_consumes_nothing() 
         w.lms.key = key;
         let attempt = w.begin(&format!("jwks-{case}")).await;
         *switch.lock().expect("lock") = mode;
-        let refused = w.post(&w.launch, &attempt).await;
+        // Observed as the functions observe a request: the failed fetch is what the
+        // platform-call alarm counts (PlatformCallFailures), under the registration.
+        let (refused, facts) = lti_core::observe::observed(w.post(&w.launch, &attempt)).await;
         assert_refused(
             &case,
             &refused,
@@ -539,12 +541,31 @@ async fn a_failing_platform_key_endpoint_is_a_clean_502_that_consumes_nothing() 
             "LTI_PLATFORM_KEYS_UNAVAILABLE",
             Duration::from_secs(7),
         );
+        assert_eq!(
+            facts
+                .platform_calls
+                .iter()
+                .map(|c| c.ok)
+                .collect::<Vec<_>>(),
+            vec![false],
+            "{case}: one failed platform call"
+        );
+        assert!(facts.registration_known, "{case}: under its registration");
         assert_eq!(w.written(&attempt).await, (false, false), "{case}");
         *switch.lock().expect("lock") = Jwks::Good;
         // A new instance fetches at once.
         let var = w.env.var();
         let fresh = ready(functions::launch(&w.env.clients, &var));
-        let after = w.post(&fresh, &attempt).await;
+        let (after, facts) = lti_core::observe::observed(w.post(&fresh, &attempt)).await;
+        assert_eq!(
+            facts
+                .platform_calls
+                .iter()
+                .map(|c| c.ok)
+                .collect::<Vec<_>>(),
+            vec![true],
+            "{case}: one good platform call after recovery"
+        );
         assert_eq!(
             after.status, 200,
             "{case} after recovery: {}",

@@ -80,10 +80,16 @@ impl KeySetFetcher for HttpKeySetFetcher {
                 format!("the key set URL is refused by the URL rules: it {rule}"),
             ));
         }
-        // Any failure counts against the platform: without its keys, its launches fail.
+        // Any unusable answer counts against the platform: without its keys, its
+        // launches fail. The key set is read (and its keys checked) by the caller; a
+        // body that is not even a JSON object with `keys` is a failed call here.
         let started = std::time::Instant::now();
         let fetched = self.fetch_allowed(url).await;
-        lti_core::observe::record_platform_call(started.elapsed(), fetched.is_ok());
+        let usable = fetched.as_ref().is_ok_and(|set| {
+            serde_json::from_slice::<serde_json::Value>(&set.body)
+                .is_ok_and(|document| document["keys"].is_array())
+        });
+        lti_core::observe::record_platform_call(started.elapsed(), usable);
         fetched
     }
 }
