@@ -758,6 +758,7 @@ pub async fn import(api: &Api, out: &Output, file: &std::path::Path) -> Result<(
             "issuer": saved["issuer"],
             "clientId": saved["clientId"],
             "created": saved.get("message").is_none(),
+            "unchanged": saved["unchanged"] == true,
             "deploymentsAdded": deployments_added,
             "routesAdded": routes_added,
         }));
@@ -774,6 +775,8 @@ pub async fn import(api: &Api, out: &Output, file: &std::path::Path) -> Result<(
                     table::text(&r["clientId"]),
                     if r["created"] == true {
                         "created"
+                    } else if r["unchanged"] == true {
+                        "unchanged"
                     } else {
                         "updated"
                     }

@@ -206,12 +206,22 @@ async fn an_administrator_connects_exports_imports_and_removes_a_platform_with_t
         ),
         (Some(1), Some(1))
     );
+    let first_id = row["id"].as_str().expect("id").to_string();
+    let shown = |url: String, id: String| async move {
+        json(&cli(&url, &["--json", "platforms", "show", &id]).await)["platform"].clone()
+    };
+    let before = shown(fresh.base_url.clone(), first_id.clone()).await;
     let again = json(
         &cli(
             &fresh.base_url,
             &["--json", "import", file.to_str().expect("path")],
         )
         .await,
+    );
+    assert_eq!(
+        shown(fresh.base_url.clone(), first_id).await["updatedAt"],
+        before["updatedAt"],
+        "an unchanged registration is not written again"
     );
     for row in again["imported"].as_array().expect("report") {
         assert_eq!(
@@ -223,6 +233,7 @@ async fn an_administrator_connects_exports_imports_and_removes_a_platform_with_t
             "{row}"
         );
         assert_eq!(row["created"], false);
+        assert_eq!(row["unchanged"], true, "{row}");
     }
     let new_id = row["id"].as_str().expect("id").to_string();
     let copy = json(&cli(&fresh.base_url, &["--json", "platforms", "show", &new_id]).await);

@@ -35,6 +35,9 @@ pub struct Stored {
     pub platform: Platform,
     /// True when this call created it.
     pub created: bool,
+    /// True when the registration (and its deployment) already said exactly this:
+    /// nothing was written and no audit line recorded (an import run twice).
+    pub unchanged: bool,
     /// The deployment recorded with it, if any.
     pub deployment_id: Option<String>,
     /// The issuer's registrations as they were before (the new one's user identity is
@@ -101,6 +104,29 @@ pub async fn store_registration(
         return Err(InvalidPlatform(conflicts).into());
     }
     registration.platform.user_scope = Some(scope);
+    if let Some(before) = &before {
+        // The same values again (an import run twice): nothing to write or audit.
+        let mut candidate = registration.platform.clone();
+        candidate.id = before.id;
+        candidate.created_at = before.created_at;
+        let deployment_known = match &registration.deployment_id {
+            None => true,
+            Some(d) => change
+                .store
+                .deployment(&candidate.issuer, &candidate.client_id, d)
+                .await?
+                .is_some(),
+        };
+        if deployment_known && changed_fields(before, &candidate).is_empty() {
+            return Ok(Stored {
+                platform: before.clone(),
+                created: false,
+                unchanged: true,
+                deployment_id: registration.deployment_id,
+                others,
+            });
+        }
+    }
     // The deployment first: if saving the platform then fails, a retry of the same
     // request completes the registration (both writes are idempotent).
     if let Some(deployment_id) = &registration.deployment_id {
@@ -144,6 +170,7 @@ pub async fn store_registration(
     Ok(Stored {
         platform,
         created: saved.created,
+        unchanged: false,
         deployment_id: registration.deployment_id,
         others,
     })

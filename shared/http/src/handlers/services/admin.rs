@@ -110,9 +110,12 @@ struct SavedPlatform {
     #[serde(skip_serializing_if = "Option::is_none")]
     deployment_id: Option<String>,
     user_identity: UserIdentity,
-    /// When the change takes effect (updates).
+    /// When the change takes effect (updates), or that nothing changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
+    /// True when the registration already said exactly this: nothing was written.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    unchanged: bool,
 }
 
 /// Whose users a registration's launches belong to, as the admin API reports it.
@@ -329,6 +332,7 @@ impl ServicesHandler {
                 deployment_id: None,
                 user_identity: identity,
                 message: None,
+                unchanged: false,
             },
         )
     }
@@ -439,8 +443,11 @@ impl ServicesHandler {
                 } else {
                     StatusCode::OK
                 };
-                let message =
-                    (!stored.created).then(|| propagation("The updated registration is used"));
+                let message = if stored.unchanged {
+                    Some("Nothing changed: the registration already says this.".to_string())
+                } else {
+                    (!stored.created).then(|| propagation("The updated registration is used"))
+                };
                 respond::json(
                     status,
                     &SavedPlatform {
@@ -448,6 +455,7 @@ impl ServicesHandler {
                         deployment_id: stored.deployment_id,
                         user_identity: identity,
                         message,
+                        unchanged: stored.unchanged,
                     },
                 )
             }
