@@ -127,3 +127,20 @@ pub async fn run<H: Handler + 'static>(
     }))
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::xray_root;
+
+    #[test]
+    fn the_trace_id_is_the_root_of_the_xray_header() {
+        assert_eq!(
+            xray_root("Root=1-6b0d984e-d273b26cf3599a369e43718b;Parent=f809e9c75a1d25a5;Sampled=1")
+                .as_deref(),
+            Some("1-6b0d984e-d273b26cf3599a369e43718b")
+        );
+        assert_eq!(xray_root("Parent=f809e9c75a1d25a5;Sampled=0"), None);
+        assert_eq!(xray_root("Root=;Sampled=0"), None);
+        assert_eq!(xray_root(&format!("Root={}", "x".repeat(200))), None);
+    }
+}

@@ -532,6 +532,18 @@ async fn every_admin_route_needs_the_admin_token() {
         (status, answer["error"]["code"].as_str()),
         (405, Some("HTTP_METHOD_NOT_ALLOWED"))
     );
+    let allowed = reqwest::Client::new()
+        .delete(format!("{}/admin/platforms/some-id/deployments", dev.tool))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(allowed.status(), 405);
+    assert_eq!(
+        allowed.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET, POST"),
+        "a 405 names the methods the address takes"
+    );
 }
 
 #[tokio::test]

@@ -16,18 +16,7 @@ use serde_json::{json, Value};
 const LTI: &str = "https://purl.imsglobal.org/spec/lti/claim/";
 const DL: &str = "https://purl.imsglobal.org/spec/lti-dl/claim/";
 
-/// The claims of the app token the launch handed off in `browser`'s last launch.
-fn app_token_claims(browser: &Browser) -> Value {
-    let handoff = browser
-        .hops
-        .iter()
-        .rev()
-        .find(|p| p.url.ends_with("/lti/launch") && p.status == 200)
-        .expect("a launch response");
-    let form = first_form(&handoff.body).expect("auto-submit form");
-    let token = form.field("app_token").expect("app_token");
-    lti_core::jwt::decode_part(token.split('.').nth(1).expect("payload")).expect("claims")
-}
+use common::last_app_token_claims as app_token_claims;
 
 /// The instructor presses Add content: the picker page, and the picker's id.
 async fn open_picker(dev: &Dev, browser: &mut Browser) -> (Page, String) {

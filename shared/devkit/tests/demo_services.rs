@@ -20,19 +20,7 @@ const NRPS_SCOPE: &str =
     "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly";
 const SCORE_SCOPE: &str = "https://purl.imsglobal.org/spec/lti-ags/scope/score";
 
-/// The claims of the app token `browser`'s last launch handed off.
-fn app_token_claims(browser: &Browser) -> Value {
-    let handoff = browser
-        .hops
-        .iter()
-        .rev()
-        .find(|p| p.url.ends_with("/lti/launch") && p.status == 200)
-        .expect("a launch response");
-    let token = first_form(&handoff.body)
-        .and_then(|f| f.field("app_token").map(str::to_string))
-        .expect("app_token");
-    lti_core::jwt::decode_part(token.split('.').nth(1).expect("payload")).expect("claims")
-}
+use common::last_app_token_claims as app_token_claims;
 
 /// The text inside the element with `id` (tags stripped, whitespace collapsed).
 fn text_of(body: &str, id: &str) -> Option<String> {

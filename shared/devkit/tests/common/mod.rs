@@ -19,3 +19,18 @@ impl Drop for TempDir {
 }
 pub mod dev;
 pub mod lms;
+
+/// The claims of the app token handed off by the last launch `browser` went
+/// through (its auto-submitted form).
+#[allow(dead_code)]
+pub fn last_app_token_claims(browser: &lti_dev::browser::Browser) -> serde_json::Value {
+    let handoff = browser
+        .hops
+        .iter()
+        .rev()
+        .find(|p| p.url.ends_with("/lti/launch") && p.status == 200)
+        .expect("a launch response");
+    let form = lti_dev::browser::first_form(&handoff.body).expect("auto-submit form");
+    let token = form.field("app_token").expect("app_token");
+    lti_core::jwt::decode_part(token.split('.').nth(1).expect("payload")).expect("claims")
+}
